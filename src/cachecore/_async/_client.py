@@ -1,0 +1,231 @@
+"""``CachecoreClient``: one tenant's handle on the gateway.
+
+It owns three things: the transport to plug under an LLM SDK, the request
+context that steers it, and the invalidation calls. Everything it checks and
+decides is shared with the sync twin (``_config``, ``_context``, ``_retry``,
+``_management``); this file only does the I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from types import TracebackType
+
+import httpx
+
+from .. import _management, _proxy, _wire
+from .._concurrency import AsyncWorkerPool, async_sleep
+from .._config import (
+    DEFAULT_MAX_CONCURRENCY,
+    DEFAULT_MAX_RETRIES,
+    TokenProvider,
+    TokenSource,
+    check_count,
+    check_dep_id,
+    check_dep_ids,
+    check_gateway_errors,
+    check_new_hash,
+    check_timeout,
+    resolve_gateway_url,
+)
+from .._context import RequestContext
+from .._models import CacheStats, Dep, InvalidateResult
+from .._retry import RetryPolicy
+from .._tokens import TokenInfo
+from ..errors import CachecoreError
+from ._transport import AsyncCachecoreTransport
+
+__all__ = ["CachecoreClient"]
+
+
+class CachecoreClient:
+    """One tenant's client for the Cachecore gateway.
+
+    Args:
+        gateway_url: The gateway's base URL (default: ``CACHECORE_GATEWAY_URL``).
+        tenant_jwt: The tenant token, or a callable returning the current one
+            for rotation (default: ``CACHECORE_TOKEN``).
+        timeout: Seconds (or an ``httpx.Timeout``) for invalidation calls.
+        max_retries: Retries of a failed invalidation (connection errors,
+            timeouts, 429, 502/503/504), with jittered exponential backoff.
+        max_concurrency: Invalidations in flight at once in ``invalidate_many``.
+        inner_transport: The transport to send through (a proxy, a mock, the
+            in-process reference gateway); default: a pooled HTTP transport.
+        gateway_errors: ``"raise"`` typed errors from the transport on 401/403/429,
+            ``"return"`` the answer to the LLM SDK with the error attached, or
+            ``"auto"``: raise, except under openai 1.x/2.x (see ``cachecore.errors``).
+        collect_stats: Keep running counts of hits and misses (``.stats``).
+        debug: Log each gateway answer's cache status at DEBUG.
+    """
+
+    def __init__(
+        self,
+        gateway_url: str | None = None,
+        tenant_jwt: TokenSource | None = None,
+        *,
+        timeout: float | httpx.Timeout | None = None,
+        max_retries: int = DEFAULT_MAX_RETRIES,
+        max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
+        inner_transport: httpx.AsyncBaseTransport | None = None,
+        gateway_errors: _proxy.GatewayErrors = "auto",
+        collect_stats: bool = False,
+        debug: bool = False,
+    ) -> None:
+        self._url = resolve_gateway_url(gateway_url)
+        self._token = TokenProvider(tenant_jwt)
+        self._retry = RetryPolicy(
+            max_retries=check_count(max_retries, name="max_retries", minimum=0)
+        )
+        concurrency = check_count(max_concurrency, name="max_concurrency", minimum=1)
+        self._pool = AsyncWorkerPool(concurrency)
+        self._stats = _proxy.StatsRecorder() if collect_stats else None
+        self._transport = AsyncCachecoreTransport(
+            gateway_url=self._url,
+            tenant_jwt=self._token,
+            inner_transport=inner_transport,
+            gateway_errors=check_gateway_errors(gateway_errors),  # type: ignore[arg-type]
+            stats=self._stats,
+            debug=debug,
+        )
+        management: httpx.AsyncBaseTransport
+        if inner_transport is None:
+            limits = httpx.Limits(
+                max_connections=concurrency, max_keepalive_connections=concurrency
+            )
+            management = httpx.AsyncHTTPTransport(limits=limits)
+        else:
+            management = _Borrowed(inner_transport)
+        self._http = httpx.AsyncClient(
+            base_url=self._url,
+            timeout=check_timeout(timeout),
+            transport=management,
+            follow_redirects=False,
+        )
+
+    # -- what users plug in and read ------------------------------------------------
+
+    @property
+    def transport(self) -> AsyncCachecoreTransport:
+        """The httpx transport to give your LLM SDK's ``http_client``."""
+        return self._transport
+
+    @property
+    def gateway_url(self) -> str:
+        return str(self._url).rstrip("/")
+
+    @property
+    def token_info(self) -> TokenInfo | None:
+        """Tenant id, expiry, roles and scope read from the token (not verified)."""
+        return self._token.info()
+
+    @property
+    def tenant_id(self) -> str | None:
+        info = self._token.info()
+        return info.tenant_id if info else None
+
+    @property
+    def stats(self) -> CacheStats:
+        """Running counts of gateway answers through ``transport``."""
+        if self._stats is None:
+            raise CachecoreError("stats are off for this client: pass collect_stats=True")
+        return self._stats.snapshot()
+
+    def request_context(
+        self, deps: Iterable[Dep | str] | None = None, bypass: bool = False
+    ) -> RequestContext:
+        """Declare deps for, or bypass the cache on, the LLM calls inside a ``with`` block.
+
+        Yields a handle recording the ``CacheStatus`` of each response made inside.
+        """
+        return RequestContext(deps, bypass)
+
+    # -- invalidation ---------------------------------------------------------------
+
+    async def invalidate(self, dep_id: str, new_hash: str | None = None) -> InvalidateResult:
+        """Evict every entry of this tenant that declared ``dep_id`` with another hash.
+
+        ``new_hash`` defaults to a random UUID. Never raises for a gateway answer:
+        read ``result.ok`` (a failure is also logged at WARNING).
+        """
+        dep_id = check_dep_id(dep_id)
+        version = check_new_hash(new_hash) or _management.new_version()
+        return await self._invalidate(dep_id, version)
+
+    async def invalidate_many(
+        self, dep_ids: Sequence[str], new_hash: str | None = None
+    ) -> list[InvalidateResult]:
+        """Invalidate several deps concurrently (at most ``max_concurrency`` at once).
+
+        Returns one result per requested dep, in input order. Each dep gets
+        ``new_hash``, or its own random UUID when it is ``None``.
+        """
+        ids = check_dep_ids(dep_ids)
+        fixed = check_new_hash(new_hash)
+        unique = list(dict.fromkeys(ids))
+        jobs = [(dep_id, fixed or _management.new_version()) for dep_id in unique]
+        outcomes = await self._pool.map(self._invalidate_job, jobs)
+        by_id = dict(zip(unique, outcomes))
+        return [by_id[dep_id] for dep_id in ids]
+
+    async def _invalidate_job(self, job: tuple[str, str]) -> InvalidateResult:
+        return await self._invalidate(*job)
+
+    async def _invalidate(self, dep_id: str, new_hash: str) -> InvalidateResult:
+        body = _wire.invalidate_body(dep_id, new_hash)
+        attempt = 0
+        while True:
+            attempt += 1
+            token = self._token.current()
+            try:
+                response = await self._http.post(
+                    _wire.INVALIDATE_PATH.lstrip("/"),
+                    json=body,
+                    headers=_management.auth_headers(token),
+                )
+            except Exception as exc:
+                error = _management.error_from_exception(exc, dep_id, token)
+            else:
+                failure = _management.error_from_response(response, dep_id, token)
+                if failure is None:
+                    return _management.succeeded(dep_id, new_hash, response, attempt)
+                error = failure
+            delay = self._retry.delay(error, attempt)
+            if delay is None:
+                return _management.failed(dep_id, new_hash, error, attempt)
+            await async_sleep(delay)
+
+    # -- lifecycle ------------------------------------------------------------------
+
+    async def aclose(self) -> None:
+        """Close the connection pools this client opened."""
+        await self._http.aclose()
+        await self._transport.aclose()
+
+    async def __aenter__(self) -> CachecoreClient:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(gateway_url={self.gateway_url!r}, tenant_id={self.tenant_id!r})"
+        )
+
+
+class _Borrowed(httpx.AsyncBaseTransport):
+    """A caller's transport used for management calls, left open for its owner to close."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
+        self._inner = inner
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        return await self._inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        pass

@@ -1,0 +1,111 @@
+"""The httpx transport that steers the gateway on every LLM call.
+
+Plugged under any OpenAI-compatible SDK (``httpx.AsyncClient(transport=cc.transport)``)
+it adds the tenant token and the active context's deps to requests for the
+gateway's origin, strips them from every other request (other hosts,
+cross-origin redirects), and turns the gateway's 401/403/429 into typed errors.
+Response bodies are never buffered: streams pass straight through.
+"""
+
+from __future__ import annotations
+
+import httpx
+
+from .. import _proxy, _wire
+from .._config import Origin, TokenProvider, TokenSource, check_gateway_errors, resolve_gateway_url
+from .._context import current_frame
+from .._models import CacheStatus
+
+__all__ = ["AsyncCachecoreTransport"]
+
+_TOKEN = _wire.TOKEN_HEADER_LC
+_DEPS = _wire.DEPS_HEADER_LC
+
+
+class AsyncCachecoreTransport(httpx.AsyncBaseTransport):
+    """Adds Cachecore headers to gateway requests; made by ``CachecoreClient.transport``."""
+
+    def __init__(
+        self,
+        *,
+        gateway_url: str | httpx.URL,
+        tenant_jwt: TokenSource | TokenProvider | None = None,
+        inner_transport: httpx.AsyncBaseTransport | None = None,
+        gateway_errors: _proxy.GatewayErrors = "auto",
+        stats: _proxy.StatsRecorder | None = None,
+        debug: bool = False,
+    ) -> None:
+        url = (
+            gateway_url if isinstance(gateway_url, httpx.URL) else resolve_gateway_url(gateway_url)
+        )
+        self._origin: Origin | None = Origin.of(url)
+        self._token = (
+            tenant_jwt if isinstance(tenant_jwt, TokenProvider) else TokenProvider(tenant_jwt)
+        )
+        self._owns_inner = inner_transport is None
+        self._inner = inner_transport or httpx.AsyncHTTPTransport()
+        self._errors = check_gateway_errors(gateway_errors)
+        self._stats = stats
+        self._debug = debug
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        headers = request.headers
+        if self._origin is not None and not self._origin.matches(request.url):
+            # Another host, or a redirect away from the gateway: nothing of ours goes there.
+            if _TOKEN in headers:
+                del headers[_TOKEN]
+            if _DEPS in headers:
+                del headers[_DEPS]
+            return await self._inner.handle_async_request(request)
+
+        frame = current_frame()
+        token = self._token.current()
+        if frame is None:
+            headers[_TOKEN] = token
+        else:
+            if frame.bypass:
+                if _TOKEN in headers:
+                    del headers[_TOKEN]
+            else:
+                headers[_TOKEN] = token
+            if frame.deps_header is not None:
+                headers[_DEPS] = frame.deps_header
+
+        response = await self._inner.handle_async_request(request)
+
+        if response.status_code in _proxy.ERROR_STATUSES:
+            return await self._gateway_error(request, response, token)
+        if frame is not None or self._stats is not None:
+            status = CacheStatus.from_headers(response.headers)
+            if frame is not None:
+                frame.record(status)
+            if self._stats is not None:
+                self._stats.observe(status.status)
+        if self._debug:
+            _proxy.log_response(request, response)
+        return response
+
+    async def _gateway_error(
+        self, request: httpx.Request, response: httpx.Response, token: str
+    ) -> httpx.Response:
+        try:
+            stream = response.stream  # raw bytes, even if the inner transport read them
+            assert isinstance(stream, httpx.AsyncByteStream)
+            raw = b"".join([chunk async for chunk in stream])
+        finally:
+            await response.aclose()
+        error = _proxy.gateway_error(request, response.status_code, response.headers, raw, token)
+        if self._debug:
+            _proxy.log_response(request, response)
+        if _proxy.should_raise(self._errors, request):
+            raise error
+        return _proxy.passthrough(response, raw, error)
+
+    async def aclose(self) -> None:
+        if self._owns_inner:
+            await self._inner.aclose()
+
+    def __repr__(self) -> str:
+        origin = self._origin
+        where = f"{origin.scheme}://{origin.host}:{origin.port}" if origin else "any origin"
+        return f"{type(self).__name__}(gateway={where!r})"

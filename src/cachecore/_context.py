@@ -1,0 +1,171 @@
+"""Per-request cache settings, carried in a ``ContextVar``.
+
+``request_context(deps=..., bypass=...)`` pushes a frame; the transport reads
+the innermost frame on every request. A ``ContextVar`` is per thread, and each
+asyncio or trio task works on a copy, so concurrent calls never see each
+other's deps. The deps header is encoded once, when the block is entered,
+never per request. Shared by both twins: nothing here does I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from contextvars import ContextVar, Token
+from types import TracebackType
+
+from . import _wire
+from ._models import CacheStatus, Dep
+from .errors import CachecoreConfigError
+
+__all__ = ["RequestContext", "RequestHandle", "current_frame"]
+
+
+class RequestHandle:
+    """What one ``request_context`` block saw: the cache status of each response.
+
+    Frameworks such as LangChain or CrewAI hide response headers; the handle
+    still tells you whether their calls were hits::
+
+        with cc.request_context(deps=[Dep("doc:1")]) as ctx:
+            chain.invoke(...)
+        print(ctx.last.status, ctx.hits, ctx.misses)
+    """
+
+    __slots__ = ("__weakref__", "_statuses", "bypass", "deps")
+
+    def __init__(self, deps: tuple[Dep, ...], bypass: bool) -> None:
+        self.deps = deps
+        self.bypass = bypass
+        self._statuses: list[CacheStatus] = []
+
+    @property
+    def statuses(self) -> list[CacheStatus]:
+        """The status of every gateway response made inside the block, in order."""
+        return list(self._statuses)
+
+    @property
+    def last(self) -> CacheStatus | None:
+        """The status of the most recent response, or ``None`` before the first."""
+        return self._statuses[-1] if self._statuses else None
+
+    @property
+    def hits(self) -> int:
+        return sum(1 for s in self._statuses if s.hit)
+
+    @property
+    def misses(self) -> int:
+        return sum(1 for s in self._statuses if s.status == "MISS")
+
+    def __len__(self) -> int:
+        return len(self._statuses)
+
+    def __repr__(self) -> str:
+        return (
+            f"RequestHandle(deps={list(self.deps)!r}, bypass={self.bypass}, "
+            f"statuses={[s.status for s in self._statuses]!r})"
+        )
+
+
+class _Frame:
+    """One active ``request_context`` block, linked to the one it is nested in."""
+
+    __slots__ = ("bypass", "deps", "deps_header", "handle", "parent")
+
+    def __init__(
+        self, deps: tuple[Dep, ...], bypass: bool, handle: RequestHandle, parent: _Frame | None
+    ) -> None:
+        self.deps = deps
+        self.bypass = bypass
+        self.handle = handle
+        self.parent = parent
+        self.deps_header = (
+            _wire.encode_deps((d.dep_id, d.expected_hash) for d in deps) if deps else None
+        )
+
+    def record(self, status: CacheStatus) -> None:
+        """Record a response's status in this block's handle and every enclosing one."""
+        frame: _Frame | None = self
+        while frame is not None:
+            frame.handle._statuses.append(status)
+            frame = frame.parent
+
+
+_current: ContextVar[_Frame | None] = ContextVar("cachecore_request_context", default=None)
+
+
+def current_frame() -> _Frame | None:
+    """The innermost active frame in this thread/task, or ``None``."""
+    return _current.get()
+
+
+def _coerce_deps(deps: Iterable[Dep | str] | None) -> tuple[Dep, ...]:
+    if deps is None:
+        return ()
+    if isinstance(deps, (str, bytes, Dep)):
+        raise CachecoreConfigError(
+            f"deps must be a list of Dep, got a single {type(deps).__name__}: "
+            f"write deps=[Dep(...)] instead of deps=Dep(...)"
+        )
+    try:
+        items = list(deps)
+    except TypeError:
+        raise CachecoreConfigError(
+            f"deps must be a list of Dep, got {type(deps).__name__}"
+        ) from None
+    out: list[Dep] = []
+    for i, item in enumerate(items):
+        if isinstance(item, Dep):
+            out.append(item)
+        elif isinstance(item, str):
+            out.append(Dep(item))
+        else:
+            raise CachecoreConfigError(
+                f"deps[{i}] must be a Dep or a dependency id string, got {type(item).__name__}"
+            )
+    return tuple(out)
+
+
+class RequestContext:
+    """The context manager returned by ``request_context``: a plain ``with`` in both twins."""
+
+    __slots__ = ("_bypass", "_deps", "_frame", "_token")
+
+    def __init__(self, deps: Iterable[Dep | str] | None = None, bypass: bool = False) -> None:
+        if not isinstance(bypass, bool):
+            raise CachecoreConfigError(f"bypass must be True or False, got {bypass!r}")
+        self._deps = _coerce_deps(deps)
+        self._bypass = bypass
+        self._token: Token[_Frame | None] | None = None
+        self._frame: _Frame | None = None
+
+    def __enter__(self) -> RequestHandle:
+        if self._token is not None:
+            raise RuntimeError("this request_context is already active; create a new one")
+        parent = _current.get()
+        deps = self._deps
+        bypass = self._bypass
+        if parent is not None:
+            # Nested blocks combine: outer deps first, no duplicates; bypass sticks.
+            deps = tuple(dict.fromkeys(parent.deps + deps))
+            bypass = bypass or parent.bypass
+        handle = RequestHandle(deps, bypass)
+        frame = _Frame(deps, bypass, handle, parent)
+        if frame.deps_header is not None and len(frame.deps_header) > _wire.MAX_DEPS_HEADER_BYTES:
+            raise CachecoreConfigError(
+                f"{len(deps)} deps encode to {len(frame.deps_header)} bytes, over the "
+                f"{_wire.MAX_DEPS_HEADER_BYTES}-byte limit of the {_wire.DEPS_HEADER} header: "
+                "declare fewer or coarser dependencies (e.g. table:products instead of one per row)"
+            )
+        self._frame = frame
+        self._token = _current.set(frame)
+        return handle
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        token, self._token, self._frame = self._token, None, None
+        if token is not None:
+            _current.reset(token)
