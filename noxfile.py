@@ -1,0 +1,69 @@
+"""Sessions: ``nox`` runs lint, the test suite on every installed Python, and the
+end-to-end tests against openai 1.x and 2.x. ``nox -s bench``, ``docs``, ``fuzz``
+and ``codegen`` are on demand.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+
+import nox
+
+nox.options.default_venv_backend = "venv"
+nox.options.sessions = ["lint", "tests", "openai_compat"]
+nox.options.error_on_missing_interpreters = False
+
+SUPPORTED = ["3.10", "3.11", "3.12", "3.13"]
+
+
+def _installed_pythons() -> list[str]:
+    """The supported Pythons on this machine, making pyenv versions visible to nox."""
+    root = os.environ.get("PYENV_ROOT", os.path.expanduser("~/.pyenv"))
+    found = []
+    for version in SUPPORTED:
+        if shutil.which(f"python{version}") is None:
+            bins = sorted(glob.glob(os.path.join(root, "versions", f"{version}.*", "bin")))
+            if bins:
+                os.environ["PATH"] = bins[-1] + os.pathsep + os.environ.get("PATH", "")
+        if shutil.which(f"python{version}") is not None:
+            found.append(version)
+    return found or [f"{os.sys.version_info.major}.{os.sys.version_info.minor}"]  # type: ignore[attr-defined]
+
+
+PYTHONS = _installed_pythons()
+DEFAULT_PYTHON = "3.11" if "3.11" in PYTHONS else PYTHONS[-1]
+
+
+@nox.session(python=PYTHONS)
+def tests(session: nox.Session) -> None:
+    """The whole test suite (unit, generated sync twin, gateway, end to end)."""
+    session.install("-e", ".[test]")
+    session.run("python", "-m", "pytest", *session.posargs)
+
+
+@nox.session(python=DEFAULT_PYTHON)
+@nox.parametrize("openai", ["1", "2"])
+def openai_compat(session: nox.Session, openai: str) -> None:
+    """The end-to-end tests with an older openai major (the main run uses 3.x)."""
+    session.install("-e", ".[test]")
+    session.install(f"openai>={openai},<{int(openai) + 1}")
+    session.run("python", "-m", "pytest", "-m", "e2e", *session.posargs)
+
+
+@nox.session(python=DEFAULT_PYTHON)
+def lint(session: nox.Session) -> None:
+    """ruff, the format check, mypy --strict, and the codegen drift check."""
+    session.install("-e", ".[lint,test,gateway]")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+    session.run("mypy")
+    session.run("python", "codegen/unasync.py", "--check")
+
+
+@nox.session(python=DEFAULT_PYTHON)
+def codegen(session: nox.Session) -> None:
+    """Regenerate the sync twin from the async source."""
+    session.install("unasync>=0.6", "setuptools>=61")
+    session.run("python", "codegen/unasync.py", *session.posargs)

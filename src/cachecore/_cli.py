@@ -1,0 +1,114 @@
+"""The ``invalidate`` and ``token`` subcommands of ``cachecore`` / ``python -m cachecore``.
+
+Thin shells over the SDK: ``invalidate`` is ``SyncCachecoreClient.invalidate_many``
+and ``token inspect`` is ``cachecore._tokens.read_token``. Neither ever prints
+the token, and a missing setting is one line on stderr, not a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from typing import Any
+
+from ._config import GATEWAY_URL_ENV, TOKEN_ENV
+
+
+
+def add_invalidate(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "invalidate",
+        help="invalidate dependencies (token from $CACHECORE_TOKEN)",
+        description=(
+            "Evict every cached answer of your tenant that declared one of DEP. "
+            f"The tenant token is read from ${TOKEN_ENV}, never from the command line."
+        ),
+    )
+    p.add_argument("deps", nargs="+", metavar="DEP", help="dependency id, e.g. table:products")
+    p.add_argument("--new-hash", help="the dependency's new version (default: a random UUID)")
+    p.add_argument("--gateway-url", help=f"gateway base URL (default: ${GATEWAY_URL_ENV})")
+    p.add_argument("--timeout", type=float, default=30.0, help="seconds per call (default 30)")
+    p.add_argument("--max-retries", type=int, default=3, help="retries per dep (default 3)")
+    p.add_argument("--json", action="store_true", help="one JSON document on stdout")
+    p.set_defaults(run=run_invalidate)
+
+
+def run_invalidate(args: argparse.Namespace) -> int:
+    from . import SyncCachecoreClient
+    from .errors import CachecoreConfigError
+
+    url = args.gateway_url or os.environ.get(GATEWAY_URL_ENV)
+    if not url:
+        return _fail(f"no gateway URL: pass --gateway-url or set {GATEWAY_URL_ENV}")
+    if not os.environ.get(TOKEN_ENV):
+        return _fail(f"no tenant token: set {TOKEN_ENV}")
+    # The SDK logs failed invalidations at WARNING; here every outcome is printed.
+    logging.getLogger("cachecore").disabled = True
+    try:
+        with SyncCachecoreClient(
+            gateway_url=url, timeout=args.timeout, max_retries=args.max_retries
+        ) as cc:
+            results = cc.invalidate_many(args.deps, new_hash=args.new_hash)
+    except CachecoreConfigError as exc:
+        return _fail(str(exc))
+    if args.json:
+        payload: list[dict[str, Any]] = [r.model_dump(mode="json") for r in results]
+        print(json.dumps({"ok": all(r.ok for r in results), "results": payload}, indent=2))
+    else:
+        for r in results:
+            if r.ok:
+                print(f"ok      {r.dep_id}  new_hash={r.new_hash}")
+            else:
+                print(f"FAILED  {r.dep_id}  after {r.attempts} attempt(s): {r.error}")
+    return 0 if all(r.ok for r in results) else 1
+
+
+def add_token(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("token", help="tenant token tools")
+    tsub = p.add_subparsers(dest="token_command", metavar="ACTION", required=True)
+    inspect = tsub.add_parser(
+        "inspect",
+        help="show tenant id, scope and expiry without printing the token",
+        description=f"Read a tenant token's claims (not verified). Default: ${TOKEN_ENV}; '-' reads stdin.",
+    )
+    inspect.add_argument("token", nargs="?", help=f"the token, '-' for stdin (default: ${TOKEN_ENV})")
+    inspect.add_argument("--json", action="store_true", help="one JSON document on stdout")
+    inspect.set_defaults(run=run_token_inspect)
+
+
+def run_token_inspect(args: argparse.Namespace) -> int:
+    from ._tokens import read_token
+
+    token = args.token
+    if token == "-":
+        token = sys.stdin.readline().strip()
+    if not token:
+        token = os.environ.get(TOKEN_ENV, "")
+    if not token:
+        return _fail(f"no token: pass one, '-' for stdin, or set {TOKEN_ENV}")
+    info = read_token(token)
+    if info is None:
+        return _fail("not a readable tenant token (expected cc_<env>_<id>.<JWT> or a JWT)")
+    fields: dict[str, Any] = {
+        "tenant_id": info.tenant_id,
+        "prefix": info.prefix or None,
+        "roles": list(info.roles),
+        "scope": info.scope,
+        "expires_at": info.expires_at.isoformat() if info.expires_at else None,
+        "expired": info.expired,
+        "verified": False,
+    }
+    if args.json:
+        print(json.dumps(fields, indent=2))
+    else:
+        for key, value in fields.items():
+            print(f"{key + ':':<11} {value if value not in (None, []) else '-'}")
+    return 0
+
+
+def _fail(message: str) -> int:
+    print(f"cachecore: {message}", file=sys.stderr)
+    return 2
