@@ -1,0 +1,149 @@
+"""``cachecore invalidate`` and ``cachecore token inspect`` against a loopback gateway."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+
+import pytest
+
+from cachecore.__main__ import main
+from cachecore.testing import Fault, GatewayConfig, ReferenceGateway, mint_token, serve
+
+SECRET = "cli-secret"
+
+
+@pytest.fixture(scope="module")
+def gateway() -> Iterator[tuple[ReferenceGateway, str]]:
+    gw = ReferenceGateway(GatewayConfig(secret=SECRET))
+    with serve(gw) as url:
+        yield gw, url
+
+
+@pytest.fixture
+def env(gateway: tuple[ReferenceGateway, str], monkeypatch: pytest.MonkeyPatch) -> str:
+    gw, url = gateway
+    token = gw.mint_token("cli-tenant")
+    monkeypatch.setenv("CACHECORE_GATEWAY_URL", url)
+    monkeypatch.setenv("CACHECORE_TOKEN", token)
+    return token
+
+
+def test_invalidate_prints_one_line_per_dep_and_exits_0(
+    env: str, gateway: tuple[ReferenceGateway, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    gw, _ = gateway
+    code = main(["invalidate", "table:products", "table:prices", "--new-hash", "2024-03-15"])
+    out, err = capsys.readouterr()
+    assert code == 0
+    lines = out.strip().splitlines()
+    assert [line.split()[:2] for line in lines] == [
+        ["ok", "table:products"],
+        ["ok", "table:prices"],
+    ]
+    assert gw.dep_version("cli-tenant", "table:prices") == "2024-03-15"
+    assert env not in out + err
+
+
+def test_invalidate_json(env: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["invalidate", "doc:1", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["ok"] is True
+    assert doc["results"][0]["dep_id"] == "doc:1"
+    assert len(doc["results"][0]["new_hash"]) == 32  # a generated UUID, hex
+
+
+def test_invalidate_failure_exits_1_with_the_cause(
+    env: str, gateway: tuple[ReferenceGateway, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    gw, _ = gateway
+    gw.add_fault(Fault(400, message="no such thing"), path="/v1/invalidate", times=1)
+    code = main(["invalidate", "doc:bad", "--max-retries", "0"])
+    out, err = capsys.readouterr()
+    assert code == 1
+    assert out.startswith("FAILED  doc:bad  after 1 attempt(s)")
+    assert "400" in out
+    assert env not in out + err
+    assert main(["invalidate", "doc:bad"]) == 0  # the fault was used up: the retry works
+
+
+def test_invalidate_gateway_down_exits_1(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setenv("CACHECORE_TOKEN", mint_token(SECRET, "t"))
+    code = main(
+        ["invalidate", "doc:1", "--gateway-url", f"http://127.0.0.1:{port}", "--max-retries", "0"]
+    )
+    assert code == 1
+    assert "could not reach the gateway" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("unset", "expected"),
+    [("CACHECORE_TOKEN", "no tenant token"), ("CACHECORE_GATEWAY_URL", "no gateway URL")],
+)
+def test_invalidate_missing_setting_is_one_line(
+    env: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    unset: str,
+    expected: str,
+) -> None:
+    monkeypatch.delenv(unset)
+    assert main(["invalidate", "doc:1"]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.count("\n") == 1
+    assert expected in err
+    assert "Traceback" not in err
+
+
+def test_invalidate_bad_dep_id_is_one_line(env: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["invalidate", "doc\n1"]) == 2
+    err = capsys.readouterr().err
+    assert "control character" in err
+    assert err.count("\n") == 1
+
+
+def test_token_inspect_shows_claims_not_the_token(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    token = mint_token(SECRET, "acme", roles=["reader"], scope="chat")
+    monkeypatch.setenv("CACHECORE_TOKEN", token)
+    assert main(["token", "inspect", "--json"]) == 0
+    out = capsys.readouterr().out
+    info = json.loads(out)
+    assert info["tenant_id"] == "acme"
+    assert info["roles"] == ["reader"]
+    assert info["scope"] == "chat"
+    assert info["expired"] is False
+    assert token not in out
+    assert token.split(".")[-1] not in out  # not even the signature
+
+
+def test_token_inspect_flags_expired_and_reads_stdin() -> None:
+    token = mint_token(SECRET, "old", expires_in=-60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "cachecore", "token", "inspect", "-"],
+        input=token + "\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "expired:    True" in proc.stdout
+    assert token not in proc.stdout + proc.stderr
+
+
+def test_token_inspect_unreadable(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["token", "inspect", "not-a-jwt"]) == 2
+    err = capsys.readouterr().err
+    assert "not a readable tenant token" in err
+    assert "not-a-jwt" not in err
