@@ -17,7 +17,6 @@ from typing import Any
 from ._config import GATEWAY_URL_ENV, TOKEN_ENV
 
 
-
 def add_invalidate(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "invalidate",

@@ -1,0 +1,93 @@
+"""``python -m cachecore`` / ``cachecore``: command-line tools.
+
+One function per subcommand (``_cmd_<name>``) registered in ``_SUBCOMMANDS``;
+each imports what it needs when it runs, so ``import cachecore`` stays light and
+a new subcommand (``demo``, ``invalidate``, ``token``) is one parser function
+and one command function.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable, Sequence
+
+from cachecore._cli import add_invalidate, add_token
+
+SECRET_ENV = "CACHECORE_JWT_SECRET"
+
+
+def _add_gateway(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "gateway", help="run the reference gateway (needs cachecore-python[gateway])"
+    )
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8080, help="port (default 8080; 0 picks a free one)")
+    p.add_argument("--secret", help=f"HS256 secret for tenant tokens (default: ${SECRET_ENV})")
+    p.add_argument("--l2-threshold", type=float, default=0.87, help="L2 similarity (default 0.87)")
+    p.add_argument("--rate-limit", type=float, default=0.0, help="requests/s per tenant, 0 = off")
+    p.add_argument("--max-entries", type=int, default=10_000, help="entries kept per tenant")
+    p.add_argument("--upstream", help="OpenAI-compatible base URL (…/v1); default: offline model")
+    p.add_argument(
+        "--upstream-key-env", default="OPENAI_API_KEY", help="env var with the upstream key"
+    )
+    p.set_defaults(run=_cmd_gateway)
+
+
+def _cmd_gateway(args: argparse.Namespace) -> int:
+    secret = args.secret or os.environ.get(SECRET_ENV)
+    if not secret:
+        print(f"cachecore gateway: no secret; pass --secret or set {SECRET_ENV}", file=sys.stderr)
+        return 2
+    from cachecore.testing import GatewayConfig, HTTPUpstream, ReferenceGateway, Upstream
+    from cachecore.testing._server import bind, make_server, url_of
+
+    upstream: Upstream | None = None
+    if args.upstream:
+        key = os.environ.get(args.upstream_key_env, "")
+        if not key:
+            print(f"cachecore gateway: --upstream needs ${args.upstream_key_env}", file=sys.stderr)
+            return 2
+        upstream = HTTPUpstream(args.upstream, key)
+    try:
+        config = GatewayConfig(
+            secret=secret,
+            l2_threshold=args.l2_threshold,
+            rate_limit=args.rate_limit,
+            max_entries=args.max_entries,
+            upstream=upstream,
+        )
+        server = make_server(ReferenceGateway(config), log_level="info")
+        sock = bind(args.host, args.port)
+    except (ValueError, RuntimeError, OSError) as exc:
+        print(f"cachecore gateway: {exc}", file=sys.stderr)
+        return 2
+    print(f"cachecore reference gateway listening on {url_of(sock)}", flush=True)
+    server.run(sockets=[sock])
+    return 0
+
+
+_SUBCOMMANDS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]] = [
+    _add_gateway,
+    add_invalidate,
+    add_token,
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="cachecore", description="Cachecore command-line tools")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for add in _SUBCOMMANDS:
+        add(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    code: int = args.run(args)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

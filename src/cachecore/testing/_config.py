@@ -1,0 +1,65 @@
+"""The reference gateway's settings, checked once at construction."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from cachecore.testing._embed import Embedder
+from cachecore.testing._upstream import Upstream
+
+#: The largest ``exp`` leeway allowed: more would make expiry meaningless.
+MAX_LEEWAY_SECONDS = 300.0
+
+
+@dataclass(frozen=True)
+class GatewayConfig:
+    """How a ``ReferenceGateway`` behaves.
+
+    - ``secret``: the HS256 secret tenant tokens are signed with.
+    - ``l2_threshold``: minimum cosine similarity for an L2 hit; ``None`` turns L2 off.
+    - ``rate_limit``: requests per second per tenant (token bucket); 0 turns it off.
+      ``rate_burst`` is the bucket size (default: the rate rounded up, at least 1).
+    - ``max_entries``: entries kept per tenant; the least recently used go first.
+    - ``max_body_bytes``: larger request bodies are refused with 413.
+    - ``jwt_leeway``: seconds of clock skew tolerated on ``exp`` (0 to 300).
+    - ``upstream``: where misses go (default: a fresh ``OfflineModel``).
+    - ``embedder``: text to vector for L2 (default: ``NgramEmbedder()``).
+    - ``blocked_tenants``: tenants whose valid tokens get 403.
+    - ``use_numpy``: force (True) or forbid (False) numpy for L2; ``None`` picks it when installed.
+    - ``clock``: seconds, monotonic; used for ``X-Cache-Age`` and the rate limiter,
+      replaceable so tests can move time without sleeping.
+    """
+
+    secret: str | bytes
+    l2_threshold: float | None = 0.87
+    rate_limit: float = 0.0
+    rate_burst: int | None = None
+    max_entries: int = 10_000
+    max_body_bytes: int = 1024 * 1024
+    jwt_leeway: float = 30.0
+    upstream: Upstream | None = None
+    embedder: Embedder | None = None
+    blocked_tenants: frozenset[str] = frozenset()
+    use_numpy: bool | None = None
+    clock: Callable[[], float] = time.monotonic
+
+    def __post_init__(self) -> None:
+        if not self.secret:
+            raise ValueError("GatewayConfig.secret must not be empty: tokens are signed with it")
+        if self.l2_threshold is not None and not 0.0 < self.l2_threshold <= 1.0:
+            raise ValueError("l2_threshold must be in (0, 1], or None to turn L2 off")
+        if not math.isfinite(self.rate_limit) or self.rate_limit < 0:
+            raise ValueError("rate_limit must be >= 0 requests per second (0 turns it off)")
+        if self.rate_burst is not None and self.rate_burst < 1:
+            raise ValueError("rate_burst must be >= 1")
+        if self.max_entries < 1 or self.max_body_bytes < 1:
+            raise ValueError("max_entries and max_body_bytes must be >= 1")
+        if not 0.0 <= self.jwt_leeway <= MAX_LEEWAY_SECONDS:
+            raise ValueError(f"jwt_leeway must be between 0 and {MAX_LEEWAY_SECONDS:g} seconds")
+
+    @property
+    def burst(self) -> int:
+        return self.rate_burst or max(1, math.ceil(self.rate_limit))

@@ -1,0 +1,124 @@
+"""The OpenAI chat-completions format: checking requests, keying them, streaming answers.
+
+The cache stores one completed ``chat.completion`` object per entry, whether the
+caller streamed or not; a streamed answer is rebuilt from it as
+``chat.completion.chunk`` SSE events. That is why ``stream`` and
+``stream_options`` are left out of the cache key: the same question hits the
+same entry in either mode.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Iterator
+from typing import Any
+
+#: Request fields that change how the answer is delivered, not what it is.
+DELIVERY_FIELDS = frozenset({"stream", "stream_options"})
+
+_WORDS = re.compile(r"\S+\s*|\s+")
+
+
+class BadRequest(Exception):
+    """The request cannot be served; the message names the field and the fix."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def check_chat_request(body: object) -> dict[str, Any]:
+    """Return ``body`` when it is a chat-completions request we can serve, else raise."""
+    if not isinstance(body, dict):
+        raise BadRequest("invalid_body", "the request body must be a JSON object")
+    model = body.get("model")
+    if not isinstance(model, str) or not model:
+        raise BadRequest("missing_field", "'model' is required and must be a non-empty string")
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise BadRequest("missing_field", "'messages' is required and must be a non-empty list")
+    for i, message in enumerate(messages):
+        if not isinstance(message, dict) or not isinstance(message.get("role"), str):
+            raise BadRequest("invalid_field", f"messages[{i}] must be an object with a 'role'")
+        if not isinstance(message.get("content"), (str, list, type(None))):
+            raise BadRequest(
+                "invalid_field", f"messages[{i}].content must be a string, a list or null"
+            )
+    if not isinstance(body.get("stream", False), bool):
+        raise BadRequest("invalid_field", "'stream' must be true or false")
+    if body.get("n", 1) != 1:
+        raise BadRequest("invalid_field", "the reference gateway only serves n=1")
+    return body
+
+
+def wants_stream(body: dict[str, Any]) -> bool:
+    return bool(body.get("stream", False))
+
+
+def cache_key(namespace: str, body: dict[str, Any]) -> str:
+    """The L1 key: namespace plus the request as sorted JSON, delivery fields left out."""
+    canonical = {k: v for k, v in body.items() if k not in DELIVERY_FIELDS}
+    text = json.dumps([namespace, canonical], sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _content_text(content: object) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):  # content parts: keep the text ones
+        return " ".join(
+            str(p.get("text", ""))
+            for p in content
+            if isinstance(p, dict) and p.get("type") == "text"
+        )
+    return ""
+
+
+def prompt_text(body: dict[str, Any]) -> str:
+    """What L2 compares: every message's role and text, one per line."""
+    return "\n".join(f"{m['role']}: {_content_text(m.get('content'))}" for m in body["messages"])
+
+
+def last_user_text(body: dict[str, Any]) -> str:
+    for message in reversed(body["messages"]):
+        if message["role"] == "user":
+            return _content_text(message.get("content"))
+    return _content_text(body["messages"][-1].get("content"))
+
+
+def sse_events(completion: dict[str, Any], *, include_usage: bool) -> Iterator[bytes]:
+    """A stored completion as ``data: <chunk>`` SSE events, ending with ``data: [DONE]``."""
+    base = {
+        "id": completion.get("id", "chatcmpl-cached"),
+        "object": "chat.completion.chunk",
+        "created": completion.get("created", 0),
+        "model": completion.get("model", ""),
+    }
+
+    def event(choices: list[dict[str, Any]], **extra: Any) -> bytes:
+        chunk = {**base, "choices": choices, **extra}
+        return b"data: " + json.dumps(chunk, separators=(",", ":")).encode("utf-8") + b"\n\n"
+
+    for choice in completion.get("choices", []):
+        index = choice.get("index", 0)
+        message = choice.get("message") or {}
+        role = {"role": message.get("role", "assistant"), "content": ""}
+        yield event([{"index": index, "delta": role, "finish_reason": None}])
+        for piece in _WORDS.findall(message.get("content") or ""):
+            yield event([{"index": index, "delta": {"content": piece}, "finish_reason": None}])
+        if message.get("tool_calls"):
+            calls = [{**call, "index": i} for i, call in enumerate(message["tool_calls"])]
+            yield event([{"index": index, "delta": {"tool_calls": calls}, "finish_reason": None}])
+        finish = choice.get("finish_reason", "stop")
+        yield event([{"index": index, "delta": {}, "finish_reason": finish}])
+    if include_usage and completion.get("usage") is not None:
+        yield event([], usage=completion["usage"])
+    yield b"data: [DONE]\n\n"
+
+
+def include_usage(body: dict[str, Any]) -> bool:
+    options = body.get("stream_options")
+    return isinstance(options, dict) and bool(options.get("include_usage"))
