@@ -63,7 +63,42 @@ def lint(session: nox.Session) -> None:
 
 
 @nox.session(python=DEFAULT_PYTHON)
+def docs(session: nox.Session) -> None:
+    """Build the documentation site; `mkdocs build --strict` fails on any warning.
+
+    The docs' code blocks run in the `tests` session (tests/docs).
+    """
+    session.install("-e", ".[docs]")
+    session.run("mkdocs", "build", "--strict", "-d", "site", *session.posargs)
+
+
+@nox.session(python=DEFAULT_PYTHON)
 def codegen(session: nox.Session) -> None:
     """Regenerate the sync twin from the async source."""
     session.install("unasync>=0.6", "setuptools>=61")
     session.run("python", "codegen/unasync.py", *session.posargs)
+
+
+@nox.session(python=DEFAULT_PYTHON)
+def bench(session: nox.Session) -> None:
+    """The five benchmarks of docs/performance.md, against 0.1.0 and plain httpx; prints the table."""
+    session.install("-e", ".[gateway,http2]", "openai>=1.0", "hypercorn>=0.16")
+    session.run("python", "benchmarks/run.py", *session.posargs)
+
+
+@nox.session(python=DEFAULT_PYTHON)
+def fuzz(session: nox.Session) -> None:
+    """The hypothesis fuzz tests of tests/hardening with a large budget (20,000 examples each)."""
+    session.install("-e", ".[test,gateway]")
+    examples = os.environ.get("CACHECORE_FUZZ_EXAMPLES", "20000")
+    session.run(
+        "python",
+        "-m",
+        "pytest",
+        "tests/hardening/test_fuzz.py",
+        "tests/hardening/test_security_sdk.py::test_dep_ids_cannot_inject_headers",
+        "-p",
+        "no:timeout",
+        *session.posargs,
+        env={"CACHECORE_FUZZ_EXAMPLES": examples},
+    )
