@@ -11,6 +11,7 @@ from ._async import AsyncCachecoreTransport, CachecoreClient
 from ._compat import CacheCoreTransport
 from ._context import RequestContext, RequestHandle
 from ._models import CacheStats, CacheStatus, Dep, InvalidateResult
+from ._retry import RetryPolicy
 from ._sync import SyncCachecoreClient, SyncCachecoreTransport
 from ._tokens import TokenInfo
 from .errors import (
@@ -51,6 +52,7 @@ __all__ = [
     "InvalidateResult",
     "RequestContext",
     "RequestHandle",
+    "RetryPolicy",
     "SyncCachecoreClient",
     "SyncCachecoreTransport",
     "TokenInfo",

@@ -68,7 +68,31 @@ def _cmd_gateway(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_demo(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "demo",
+        help="walk the adoption ladder offline against a local gateway (needs cachecore-python[demo])",
+    )
+    p.add_argument(
+        "--latency",
+        type=float,
+        default=0.25,
+        help="simulated upstream latency of the offline model, in seconds (default 0.25)",
+    )
+    p.add_argument(
+        "--no-color", action="store_true", help="plain output, no ANSI colours (also: $NO_COLOR)"
+    )
+    p.set_defaults(run=_cmd_demo)
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from cachecore._demo import run_demo
+
+    return run_demo(latency=args.latency, color=False if args.no_color else None)
+
+
 _SUBCOMMANDS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]] = [
+    _add_demo,
     _add_gateway,
     add_invalidate,
     add_token,

@@ -44,8 +44,10 @@ def run_invalidate(args: argparse.Namespace) -> int:
         return _fail(f"no gateway URL: pass --gateway-url or set {GATEWAY_URL_ENV}")
     if not os.environ.get(TOKEN_ENV):
         return _fail(f"no tenant token: set {TOKEN_ENV}")
-    # The SDK logs failed invalidations at WARNING; here every outcome is printed.
-    logging.getLogger("cachecore").disabled = True
+    # The SDK logs failed invalidations at WARNING; here every outcome is printed,
+    # so the logger is muted for the call (and restored: main() may run in-process).
+    sdk_logger = logging.getLogger("cachecore")
+    was_disabled, sdk_logger.disabled = sdk_logger.disabled, True
     try:
         with SyncCachecoreClient(
             gateway_url=url, timeout=args.timeout, max_retries=args.max_retries
@@ -53,6 +55,8 @@ def run_invalidate(args: argparse.Namespace) -> int:
             results = cc.invalidate_many(args.deps, new_hash=args.new_hash)
     except CachecoreConfigError as exc:
         return _fail(str(exc))
+    finally:
+        sdk_logger.disabled = was_disabled
     if args.json:
         payload: list[dict[str, Any]] = [r.model_dump(mode="json") for r in results]
         print(json.dumps({"ok": all(r.ok for r in results), "results": payload}, indent=2))
@@ -73,7 +77,9 @@ def add_token(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="show tenant id, scope and expiry without printing the token",
         description=f"Read a tenant token's claims (not verified). Default: ${TOKEN_ENV}; '-' reads stdin.",
     )
-    inspect.add_argument("token", nargs="?", help=f"the token, '-' for stdin (default: ${TOKEN_ENV})")
+    inspect.add_argument(
+        "token", nargs="?", help=f"the token, '-' for stdin (default: ${TOKEN_ENV})"
+    )
     inspect.add_argument("--json", action="store_true", help="one JSON document on stdout")
     inspect.set_defaults(run=run_token_inspect)
 

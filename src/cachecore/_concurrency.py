@@ -41,14 +41,21 @@ class AsyncWorkerPool:
     async def map(self, fn: Callable[[T], Awaitable[R]], items: Sequence[T]) -> list[R]:
         results: list[R | None] = [None] * len(items)
         indices = iter(range(len(items)))
+        errors: list[Exception] = []
 
         async def worker() -> None:
-            for i in indices:  # one event loop thread: next() never races
-                results[i] = await fn(items[i])
+            try:
+                for i in indices:  # one event loop thread: next() never races
+                    results[i] = await fn(items[i])
+            except Exception as exc:
+                errors.append(exc)
 
         async with anyio.create_task_group() as tg:
             for _ in range(min(self.limit, len(items))):
                 tg.start_soon(worker)
+        if errors:
+            # Raised as itself, not wrapped in an ExceptionGroup: as SyncWorkerPool does.
+            raise errors[0]
         return results  # type: ignore[return-value]
 
 

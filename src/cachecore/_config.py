@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import httpx
 
 from . import _wire
+from ._retry import RetryPolicy
 from ._tokens import TokenInfo, read_token
 from .errors import CachecoreConfigError
 
@@ -44,10 +45,19 @@ class Origin:
         return cls(url.scheme, url.host, port)
 
     def matches(self, url: httpx.URL) -> bool:
-        if url.host != self.host or url.scheme != self.scheme:
-            return False
-        port = url.port
-        return (port if port is not None else _DEFAULT_PORTS.get(url.scheme, 0)) == self.port
+        # Runs on every proxied request. ``url.host`` IDNA-decodes on every read;
+        # httpx's parsed reference holds the same lower-cased host, so an ASCII
+        # gateway host compares against it directly (docs/performance.md, benchmark 1).
+        ref = getattr(url, "_uri_reference", None)
+        if ref is not None and self.host.isascii():
+            if ref.host != self.host or ref.scheme != self.scheme:
+                return False
+            port = ref.port
+        else:
+            if url.host != self.host or url.scheme != self.scheme:
+                return False
+            port = url.port
+        return (port if port is not None else _DEFAULT_PORTS.get(self.scheme, 0)) == self.port
 
 
 def resolve_gateway_url(value: str | None) -> httpx.URL:
@@ -164,6 +174,16 @@ def check_timeout(value: float | httpx.Timeout | None) -> httpx.Timeout:
 def check_count(value: object, *, name: str, minimum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise CachecoreConfigError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return value
+
+
+def check_retry_policy(value: object) -> RetryPolicy:
+    if value is None:
+        return RetryPolicy()
+    if not isinstance(value, RetryPolicy):
+        raise CachecoreConfigError(
+            f"retry_policy must be a cachecore.RetryPolicy, got {type(value).__name__}"
+        )
     return value
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from contextvars import ContextVar, Token
 from types import TracebackType
+from typing import Any
 
 from . import _wire
 from ._models import CacheStatus, Dep
@@ -36,25 +37,40 @@ class RequestHandle:
     def __init__(self, deps: tuple[Dep, ...], bypass: bool) -> None:
         self.deps = deps
         self.bypass = bypass
-        self._statuses: list[CacheStatus] = []
+        # A CacheStatus, or the response headers it is parsed from on first read:
+        # parsing costs microseconds, so the transport's hot path leaves it to the reader.
+        self._statuses: list[CacheStatus | Any] = []
+
+    def _resolved(self) -> list[CacheStatus]:
+        items = self._statuses
+        for i, item in enumerate(items):
+            if not isinstance(item, CacheStatus):
+                items[i] = CacheStatus.from_headers(item)
+        return items
 
     @property
     def statuses(self) -> list[CacheStatus]:
         """The status of every gateway response made inside the block, in order."""
-        return list(self._statuses)
+        return list(self._resolved())
 
     @property
     def last(self) -> CacheStatus | None:
         """The status of the most recent response, or ``None`` before the first."""
-        return self._statuses[-1] if self._statuses else None
+        items = self._statuses
+        if not items:
+            return None
+        if not isinstance(items[-1], CacheStatus):
+            items[-1] = CacheStatus.from_headers(items[-1])
+        last: CacheStatus = items[-1]
+        return last
 
     @property
     def hits(self) -> int:
-        return sum(1 for s in self._statuses if s.hit)
+        return sum(1 for s in self._resolved() if s.hit)
 
     @property
     def misses(self) -> int:
-        return sum(1 for s in self._statuses if s.status == "MISS")
+        return sum(1 for s in self._resolved() if s.status == "MISS")
 
     def __len__(self) -> int:
         return len(self._statuses)
@@ -62,14 +78,14 @@ class RequestHandle:
     def __repr__(self) -> str:
         return (
             f"RequestHandle(deps={list(self.deps)!r}, bypass={self.bypass}, "
-            f"statuses={[s.status for s in self._statuses]!r})"
+            f"statuses={[s.status for s in self._resolved()]!r})"
         )
 
 
 class _Frame:
     """One active ``request_context`` block, linked to the one it is nested in."""
 
-    __slots__ = ("bypass", "deps", "deps_header", "handle", "parent")
+    __slots__ = ("bypass", "deps", "deps_entry", "deps_header", "handle", "parent")
 
     def __init__(
         self, deps: tuple[Dep, ...], bypass: bool, handle: RequestHandle, parent: _Frame | None
@@ -81,9 +97,22 @@ class _Frame:
         self.deps_header = (
             _wire.encode_deps((d.dep_id, d.expected_hash) for d in deps) if deps else None
         )
+        # The header as httpx stores it, encoded once here rather than per request.
+        self.deps_entry = (
+            None
+            if self.deps_header is None
+            else (
+                _wire.DEPS_HEADER.encode("ascii"),
+                _wire.DEPS_HEADER_LC.encode("ascii"),
+                self.deps_header.encode("ascii"),
+            )
+        )
 
-    def record(self, status: CacheStatus) -> None:
-        """Record a response's status in this block's handle and every enclosing one."""
+    def record(self, status: CacheStatus | Any) -> None:
+        """Record a response's status in this block's handle and every enclosing one.
+
+        ``status`` is a ``CacheStatus``, or response headers to parse when read.
+        """
         frame: _Frame | None = self
         while frame is not None:
             frame.handle._statuses.append(status)

@@ -25,7 +25,7 @@ class Dep(BaseModel):
     ``hash``, every entry that declared it is evicted.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     dep_id: str
     expected_hash: str = _wire.DEFAULT_DEP_HASH
@@ -73,7 +73,7 @@ class Dep(BaseModel):
 class CacheStatus(BaseModel):
     """What the gateway said about one response (PROTOCOL.md section 2)."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     status: _wire.CacheStatusName = "UNKNOWN"
     similarity: float = 0.0
@@ -110,7 +110,7 @@ class InvalidateResult(BaseModel):
     error (``raise_for_error()`` raises it).
     """
 
-    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True, defer_build=True)
 
     dep_id: str
     ok: bool
@@ -130,7 +130,7 @@ class InvalidateResult(BaseModel):
 class CacheStats(BaseModel):
     """Running counts of what the gateway answered through one client's transport."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     requests: int = 0
     hits_l1: int = 0

@@ -23,6 +23,44 @@ GatewayErrors = Literal["auto", "raise", "return"]
 #: Gateway answers on a proxied call that become typed errors.
 ERROR_STATUSES = frozenset({401, 403, 429})
 
+#: A header as httpx stores it: (name as sent, lower-cased name, value), all bytes.
+HeaderEntry = tuple[bytes, bytes, bytes]
+
+
+def header_entry(name: str, value: str) -> HeaderEntry:
+    raw = name.encode("ascii")
+    return (raw, raw.lower(), value.encode("ascii"))
+
+
+def steer_headers(
+    headers: httpx.Headers, put: tuple[HeaderEntry, ...], drop: frozenset[bytes]
+) -> None:
+    """Remove every header whose lower-cased name is in ``drop``, then add ``put``.
+
+    The transport's hot path: ``headers[name] = value`` re-encodes the name and
+    value and scans the list for every header set (about 1 µs each), so this
+    edits httpx's entry list directly, once, with pre-encoded entries (benchmark
+    1 in docs/performance.md). Every name in ``put`` must be in ``drop``. Falls
+    back to the public API if httpx ever stores headers differently.
+    """
+    entries = getattr(headers, "_list", None)
+    if type(entries) is not list:
+        for name in drop:
+            key = name.decode("latin-1")
+            if key in headers:
+                del headers[key]
+        for raw, _, value in put:
+            headers[raw.decode("latin-1")] = value.decode("latin-1")
+        return
+    i, n = 0, len(entries)
+    while i < n:
+        if entries[i][1] in drop:
+            del entries[i]
+            n -= 1
+        else:
+            i += 1
+    entries.extend(put)
+
 
 def should_raise(mode: str, request: httpx.Request) -> bool:
     """Raise the typed error from the transport, or hand the answer back to the SDK?
@@ -54,13 +92,19 @@ def gateway_error(
     )
 
 
-def passthrough(response: httpx.Response, raw: bytes, error: CachecoreAPIError) -> httpx.Response:
-    """A fresh response carrying the already-read body, with the typed error attached."""
+def passthrough(
+    request: httpx.Request, response: httpx.Response, raw: bytes, error: CachecoreAPIError
+) -> httpx.Response:
+    """A fresh response carrying the already-read body, with the typed error attached.
+
+    ``request`` is passed in: a response fresh from a transport (``HTTPTransport``
+    included) has none yet, and reading ``response.request`` would raise.
+    """
     return httpx.Response(
         response.status_code,
         headers=response.headers,
         stream=httpx.ByteStream(raw),
-        request=response.request,
+        request=request,
         extensions={**response.extensions, RESPONSE_ERROR_EXTENSION: error},
     )
 

@@ -48,6 +48,8 @@ def decode_segment(segment: str) -> dict[str, Any]:
         value = json.loads(b64url_decode(segment).decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ValueError(f"not JSON: {exc}") from None
+    except RecursionError:  # nested deeper than the parser's stack: hostile, not a crash
+        raise ValueError("JSON nested too deeply") from None
     if not isinstance(value, dict):
         raise ValueError("not a JSON object")
     return value

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import datetime
 import email.utils
 import json
 import math
@@ -68,7 +69,10 @@ def bad_identifier_reason(value: object) -> str | None:
     if not value:
         return "must not be empty"
     for ch in value:
-        if unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp") and ch != "\u200d":
+        category = unicodedata.category(ch)
+        if category == "Cs":  # a lone surrogate cannot be encoded as UTF-8 on the wire
+            return f"must not contain lone surrogate {ch!r} (is the text decoded correctly?)"
+        if category in ("Cc", "Cf", "Zl", "Zp") and ch != "\u200d":
             return f"must not contain control character {ch!r}"
     return None
 
@@ -100,6 +104,8 @@ def decode_deps(value: str) -> list[tuple[str, str]]:
         payload = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ValueError(f"{DEPS_HEADER} does not hold UTF-8 JSON: {exc}") from None
+    except RecursionError:  # nested deeper than the parser's stack: hostile, not a crash
+        raise ValueError(f"{DEPS_HEADER} holds JSON nested too deeply") from None
     if not isinstance(payload, list):
         raise ValueError(f"{DEPS_HEADER} must hold a JSON array of objects")
     deps: list[tuple[str, str]] = []
@@ -199,6 +205,8 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
             return None
         if when is None:
             return None
+        if when.tzinfo is None:  # "-0000" parses naive; HTTP dates are always UTC
+            when = when.replace(tzinfo=datetime.timezone.utc)
         seconds = when.timestamp() - (time.time() if now is None else now)
     if not math.isfinite(seconds):
         return None

@@ -14,12 +14,13 @@ import httpx
 from .. import _proxy, _wire
 from .._config import Origin, TokenProvider, TokenSource, check_gateway_errors, resolve_gateway_url
 from .._context import current_frame
-from .._models import CacheStatus
 
 __all__ = ["AsyncCachecoreTransport"]
 
-_TOKEN = _wire.TOKEN_HEADER_LC
-_DEPS = _wire.DEPS_HEADER_LC
+_DROP_TOKEN = frozenset({_wire.TOKEN_HEADER_LC.encode("ascii")})
+_DROP_BOTH = frozenset(
+    {_wire.TOKEN_HEADER_LC.encode("ascii"), _wire.DEPS_HEADER_LC.encode("ascii")}
+)
 
 
 class AsyncCachecoreTransport(httpx.AsyncBaseTransport):
@@ -47,40 +48,44 @@ class AsyncCachecoreTransport(httpx.AsyncBaseTransport):
         self._errors = check_gateway_errors(gateway_errors)
         self._stats = stats
         self._debug = debug
+        static = self._token.static
+        self._token_entry = (
+            None if static is None else _proxy.header_entry(_wire.TOKEN_HEADER, static)
+        )
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         headers = request.headers
         if self._origin is not None and not self._origin.matches(request.url):
             # Another host, or a redirect away from the gateway: nothing of ours goes there.
-            if _TOKEN in headers:
-                del headers[_TOKEN]
-            if _DEPS in headers:
-                del headers[_DEPS]
+            _proxy.steer_headers(headers, (), _DROP_BOTH)
             return await self._inner.handle_async_request(request)
 
         frame = current_frame()
-        token = self._token.current()
+        token_entry = self._token_entry
+        if token_entry is None:  # a rotating token: ask for the current one
+            token_entry = _proxy.header_entry(_wire.TOKEN_HEADER, self._token.current())
         if frame is None:
-            headers[_TOKEN] = token
+            _proxy.steer_headers(headers, (token_entry,), _DROP_TOKEN)
         else:
+            deps_entry = frame.deps_entry
             if frame.bypass:
-                if _TOKEN in headers:
-                    del headers[_TOKEN]
+                put: tuple[_proxy.HeaderEntry, ...] = () if deps_entry is None else (deps_entry,)
+                _proxy.steer_headers(
+                    headers, put, _DROP_TOKEN if deps_entry is None else _DROP_BOTH
+                )
+            elif deps_entry is None:
+                _proxy.steer_headers(headers, (token_entry,), _DROP_TOKEN)
             else:
-                headers[_TOKEN] = token
-            if frame.deps_header is not None:
-                headers[_DEPS] = frame.deps_header
+                _proxy.steer_headers(headers, (token_entry, deps_entry), _DROP_BOTH)
 
         response = await self._inner.handle_async_request(request)
 
         if response.status_code in _proxy.ERROR_STATUSES:
-            return await self._gateway_error(request, response, token)
-        if frame is not None or self._stats is not None:
-            status = CacheStatus.from_headers(response.headers)
-            if frame is not None:
-                frame.record(status)
-            if self._stats is not None:
-                self._stats.observe(status.status)
+            return await self._gateway_error(request, response, token_entry[2].decode("ascii"))
+        if frame is not None:
+            frame.record(response.headers)  # parsed into a CacheStatus when the handle is read
+        if self._stats is not None:
+            self._stats.observe(_wire.parse_cache_status(response.headers.get(_wire.CACHE_HEADER)))
         if self._debug:
             _proxy.log_response(request, response)
         return response
@@ -99,7 +104,7 @@ class AsyncCachecoreTransport(httpx.AsyncBaseTransport):
             _proxy.log_response(request, response)
         if _proxy.should_raise(self._errors, request):
             raise error
-        return _proxy.passthrough(response, raw, error)
+        return _proxy.passthrough(request, response, raw, error)
 
     async def aclose(self) -> None:
         if self._owns_inner:

@@ -10,6 +10,7 @@ decides is shared with the sync twin (``_config``, ``_context``, ``_retry``,
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Sequence
 from types import TracebackType
 
@@ -27,6 +28,7 @@ from .._config import (
     check_dep_ids,
     check_gateway_errors,
     check_new_hash,
+    check_retry_policy,
     check_timeout,
     resolve_gateway_url,
 )
@@ -50,6 +52,8 @@ class SyncCachecoreClient:
         timeout: Seconds (or an ``httpx.Timeout``) for invalidation calls.
         max_retries: Retries of a failed invalidation (connection errors,
             timeouts, 429, 502/503/504), with jittered exponential backoff.
+        retry_policy: The backoff and the cap on ``Retry-After`` waits
+            (``cachecore.RetryPolicy``); ``max_retries`` still sets the number of retries.
         max_concurrency: Invalidations in flight at once in ``invalidate_many``.
         inner_transport: The transport to send through (a proxy, a mock, the
             in-process reference gateway); default: a pooled HTTP transport.
@@ -67,6 +71,7 @@ class SyncCachecoreClient:
         *,
         timeout: float | httpx.Timeout | None = None,
         max_retries: int = DEFAULT_MAX_RETRIES,
+        retry_policy: RetryPolicy | None = None,
         max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
         inner_transport: httpx.BaseTransport | None = None,
         gateway_errors: _proxy.GatewayErrors = "auto",
@@ -75,8 +80,9 @@ class SyncCachecoreClient:
     ) -> None:
         self._url = resolve_gateway_url(gateway_url)
         self._token = TokenProvider(tenant_jwt)
-        self._retry = RetryPolicy(
-            max_retries=check_count(max_retries, name="max_retries", minimum=0)
+        self._retry = dataclasses.replace(
+            check_retry_policy(retry_policy),
+            max_retries=check_count(max_retries, name="max_retries", minimum=0),
         )
         concurrency = check_count(max_concurrency, name="max_concurrency", minimum=1)
         self._pool = SyncWorkerPool(concurrency)
