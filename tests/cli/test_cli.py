@@ -147,3 +147,10 @@ def test_token_inspect_unreadable(capsys: pytest.CaptureFixture[str]) -> None:
     err = capsys.readouterr().err
     assert "not a readable tenant token" in err
     assert "not-a-jwt" not in err
+
+
+def test_invalidate_leaves_the_sdk_logger_as_it_found_it(env: str) -> None:
+    import logging
+
+    assert main(["invalidate", "doc:log"]) == 0
+    assert logging.getLogger("cachecore").disabled is False

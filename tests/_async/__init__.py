@@ -1,0 +1,1 @@
+"""Tests of the async core, written once; ``tests/_sync`` is generated from them."""

@@ -1,0 +1,130 @@
+"""``codegen/unasync.py --check`` catches every kind of drift, on a copy of the tree."""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+COPIED = ["src/cachecore/_async", "src/cachecore/_sync", "codegen"]
+#: A few test twins are enough to exercise the tests tree (and keep the check quick);
+#: test_openai_sdk.py is the one that uses the AsyncOpenAI rule.
+TEST_FILES = ["__init__.py", "_helpers.py", "test_client.py", "test_openai_sdk.py"]
+
+
+def load_codegen() -> ModuleType:
+    spec = importlib.util.spec_from_file_location(
+        "cachecore_codegen", REPO / "codegen" / "unasync.py"
+    )
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
+def codegen(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> ModuleType:
+    """The codegen module, pointed at a copy of the repository's twin trees."""
+    for rel in COPIED:
+        shutil.copytree(REPO / rel, tmp_path / rel, ignore=shutil.ignore_patterns("__pycache__"))
+    for tree in ("tests/_async", "tests/_sync"):
+        (tmp_path / tree).mkdir(parents=True)
+        for name in TEST_FILES:
+            shutil.copy(REPO / tree / name, tmp_path / tree / name)
+    module = load_codegen()
+    monkeypatch.setattr(module, "ROOT", tmp_path)
+    return module
+
+
+def test_the_repository_twin_is_fresh() -> None:
+    assert load_codegen().check() == []
+
+
+def test_a_clean_copy_passes(codegen: ModuleType) -> None:
+    assert codegen.check() == []
+    assert codegen.main(["--check"]) == 0
+
+
+def test_a_changed_line_fails(codegen: ModuleType, capsys: pytest.CaptureFixture[str]) -> None:
+    path = codegen.ROOT / "src/cachecore/_sync/_client.py"
+    text = path.read_text()
+    path.write_text(text.replace("def invalidate(", "def invalidate_renamed(", 1))
+    problems = codegen.check()
+    assert len(problems) == 1
+    assert "src/cachecore/_sync/_client.py: differs" in problems[0]
+    assert "(2 changed lines;" in problems[0]  # one line out, one line in
+    assert "+    def invalidate_renamed(" in problems[0]
+    assert codegen.main(["--check"]) == 1
+    assert "The sync twin is stale" in capsys.readouterr().err
+
+
+def test_a_different_line_count_fails(codegen: ModuleType) -> None:
+    path = codegen.ROOT / "tests/_sync/test_openai_sdk.py"
+    path.write_text(path.read_text() + "\n# hand edit\n")
+    (problem,) = codegen.check()
+    assert "tests/_sync/test_openai_sdk.py: differs" in problem
+    lines = len(path.read_text().splitlines())
+    assert f"{lines} lines committed vs {lines - 2} generated" in problem
+
+
+def test_an_edit_to_the_async_source_makes_the_twin_stale(codegen: ModuleType) -> None:
+    path = codegen.ROOT / "src/cachecore/_async/_transport.py"
+    path.write_text(path.read_text() + "\n\ndef added() -> None:\n    pass\n")
+    (problem,) = codegen.check()
+    assert "src/cachecore/_sync/_transport.py: differs" in problem
+
+
+def test_a_missing_file_fails(codegen: ModuleType) -> None:
+    (codegen.ROOT / "tests/_sync/test_client.py").unlink()
+    (problem,) = codegen.check()
+    assert problem == "tests/_sync/test_client.py: missing (not generated yet)"
+
+
+def test_a_stale_extra_file_fails(codegen: ModuleType) -> None:
+    (codegen.ROOT / "src/cachecore/_sync/_leftover.py").write_text("x = 1\n")
+    (problem,) = codegen.check()
+    assert (
+        problem == "src/cachecore/_sync/_leftover.py: stale extra file (its async source is gone)"
+    )
+
+
+def test_an_unused_rule_fails(codegen: ModuleType, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(codegen.REPLACEMENTS, "AsyncNothingUsesThis", "NothingUsesThis")
+    (problem,) = codegen.check()
+    assert "rule 'AsyncNothingUsesThis' -> 'NothingUsesThis' is never used" in problem
+
+
+def test_every_rule_is_used_today() -> None:
+    module = load_codegen()
+    assert set(module.REPLACEMENTS) <= module._names_used()
+
+
+def test_write_repairs_every_drift(codegen: ModuleType) -> None:
+    root = codegen.ROOT
+    (root / "tests/_sync/test_client.py").unlink()
+    (root / "src/cachecore/_sync/_leftover.py").write_text("x = 1\n")
+    client = root / "src/cachecore/_sync/_client.py"
+    client.write_text(client.read_text() + "# drift\n")
+    changed = codegen.write()
+    assert sorted(changed) == [
+        "removed src/cachecore/_sync/_leftover.py",
+        "wrote src/cachecore/_sync/_client.py",
+        "wrote tests/_sync/test_client.py",
+    ]
+    assert codegen.check() == []
+    assert not (root / "src/cachecore/_sync/_leftover.py").exists()
+
+
+def test_generated_files_say_where_to_edit(codegen: ModuleType) -> None:
+    for path in (codegen.ROOT / "src/cachecore/_sync").glob("*.py"):
+        head = path.read_text().splitlines()[:2]
+        assert (
+            head[0]
+            == f"# Generated by codegen/unasync.py from src/cachecore/_async/{path.name}: do not edit."
+        )
+        assert "Edit the async source" in head[1]

@@ -1,0 +1,250 @@
+"""Constructor input and tenant tokens: checked once, never shown."""
+
+from __future__ import annotations
+
+import pickle
+import time
+
+import httpx
+import pytest
+
+import cachecore
+from _async._helpers import b64url, make_token
+from cachecore import _config, _tokens
+from cachecore.errors import CachecoreConfigError
+
+# -- gateway URL -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("https://api.cachecore.it", "https://api.cachecore.it/"),
+        ("https://api.cachecore.it/", "https://api.cachecore.it/"),
+        ("https://api.cachecore.it/v1", "https://api.cachecore.it/"),
+        ("https://api.cachecore.it/v1/", "https://api.cachecore.it/"),
+        ("  http://127.0.0.1:8080  ", "http://127.0.0.1:8080/"),
+        ("http://gw.test/prefix/v1", "http://gw.test/prefix"),
+    ],
+)
+def test_gateway_url_is_normalised(value: str, expected: str) -> None:
+    assert str(_config.resolve_gateway_url(value)) == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("api.cachecore.it", r"needs an http:// or https:// scheme and a host, e\.g\."),
+        ("/v1", "needs an http:// or https:// scheme"),
+        ("https://", "gateway_url"),
+        ("ws://gw.test", "needs an http:// or https:// scheme"),
+        ("http://gw.test/#frag", "must not carry a query or fragment"),
+        ("http://[::1", "not a valid URL|needs"),
+        ("", "needs an http:// or https://"),
+        (42, "gateway_url must be a string"),
+    ],
+)
+def test_bad_gateway_urls_say_what_to_fix(value: object, message: str) -> None:
+    with pytest.raises(CachecoreConfigError, match=message):
+        _config.resolve_gateway_url(value)  # type: ignore[arg-type]
+
+
+def test_gateway_url_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CACHECORE_GATEWAY_URL", "http://env.test:9000/v1")
+    assert str(_config.resolve_gateway_url(None)) == "http://env.test:9000/"
+    monkeypatch.setenv("CACHECORE_GATEWAY_URL", "")
+    with pytest.raises(CachecoreConfigError, match="set CACHECORE_GATEWAY_URL"):
+        _config.resolve_gateway_url(None)
+
+
+@pytest.mark.parametrize(
+    ("gateway", "url", "same"),
+    [
+        ("http://gw.test", "http://gw.test/v1/x", True),
+        ("http://gw.test", "http://GW.TEST:80/v1/x", True),
+        ("https://gw.test", "https://gw.test:443/", True),
+        ("http://gw.test:8080", "http://gw.test:8080/", True),
+        ("http://gw.test:8080", "http://gw.test/", False),
+        ("http://gw.test", "https://gw.test/", False),
+        ("https://gw.test", "http://gw.test:443/", False),
+        ("http://gw.test", "http://gw.test.evil/", False),
+        ("http://gw.test", "http://evil.test/?gw.test", False),
+        ("http://127.0.0.1:8080", "http://127.0.0.1:8080/v1", True),
+        ("http://[::1]:8080", "http://[::1]:8080/v1", True),
+        ("http://[::1]:8080", "http://[::2]:8080/v1", False),
+        ("http://bücher.example", "http://xn--bcher-kva.example/", True),
+    ],
+)
+def test_origin_matching(gateway: str, url: str, same: bool) -> None:
+    origin = _config.Origin.of(_config.resolve_gateway_url(gateway))
+    assert origin.matches(httpx.URL(url)) is same
+
+
+# -- tokens ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("token", "message"),
+    [
+        ("", "tenant_jwt is empty"),
+        ("   ", "tenant_jwt is empty"),
+        ("tok en", "whitespace or control characters"),
+        ("token\n", "whitespace or control characters"),
+        ("tok\x00en", "whitespace or control characters"),
+        ("tökén", "non-ASCII"),
+        (b"bytes", "must be a string"),
+        (None, "tenant_jwt is required"),
+    ],
+)
+def test_bad_tokens_say_what_to_fix(
+    token: object, message: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("CACHECORE_TOKEN", raising=False)
+    with pytest.raises(CachecoreConfigError, match=message) as caught:
+        _config.TokenProvider(token)  # type: ignore[arg-type]
+    if isinstance(token, str) and token.strip():
+        assert token not in str(caught.value)
+
+
+def test_token_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CACHECORE_TOKEN", "env-token")
+    assert _config.TokenProvider(None).current() == "env-token"
+
+
+def test_rotating_token_is_checked_at_construction_and_on_each_read() -> None:
+    values = iter(["good-1", "good-2", ""])
+    provider = _config.TokenProvider(lambda: next(values))  # reads "good-1" now
+    assert not provider.is_static
+    assert provider.current() == "good-2"
+    with pytest.raises(CachecoreConfigError, match="callable's result is empty"):
+        provider.current()
+    with pytest.raises(CachecoreConfigError, match="callable's result"):
+        _config.TokenProvider(lambda: 3)  # type: ignore[arg-type, return-value]
+
+
+def test_provider_never_shows_the_token() -> None:
+    token = make_token()
+    provider = _config.TokenProvider(token)
+    assert token not in repr(provider)
+    assert token not in str(provider)
+    assert token not in f"{provider!r} {provider}"
+
+
+def test_read_prefixed_and_bare_tokens() -> None:
+    exp = int(time.time()) + 3600
+    for token in (make_token("acme", exp=exp), make_token("acme", prefix="", exp=exp)):
+        info = _tokens.read_token(token)
+        assert info is not None
+        assert info.tenant_id == "acme"
+        assert info.expires_at is not None
+        assert int(info.expires_at.timestamp()) == exp
+        assert not info.expired
+    assert _tokens.read_token(make_token("acme")).prefix == "cc_live_k1"  # type: ignore[union-attr]
+    assert _tokens.split_token("cc_test_x-1.a.b.c") == ("cc_test_x-1", "a.b.c")
+    assert _tokens.split_token("a.b.c") == ("", "a.b.c")
+
+
+def test_token_claims_are_read_defensively() -> None:
+    info = _tokens.read_token(make_token(42, roles="admin", scope=["x"], exp=True))  # type: ignore[arg-type]
+    assert info is not None
+    assert (info.tenant_id, info.roles, info.scope, info.expires_at) == ("42", (), None, None)
+    expired = _tokens.read_token(make_token("a", exp=1))
+    assert expired is not None
+    assert expired.expired
+    huge = _tokens.read_token(make_token("a", exp=10**20))
+    assert huge is not None
+    assert huge.expires_at is None
+    no_tenant = _tokens.read_token(make_token(None, roles=["r"]))
+    assert no_tenant is not None
+    assert (no_tenant.tenant_id, no_tenant.roles) == (None, ("r",))
+
+
+@pytest.mark.parametrize(
+    "token",
+    [
+        "opaque",
+        "a.b",
+        "a.b.c.d.e",
+        "h.!!!.s",
+        f"h.{b64url({'a': 1})[:-2]}x=.s",
+        "h." + "WzFd" + ".s",  # a JSON array, not an object
+        "h." + "_w" + ".s",  # not UTF-8
+    ],
+)
+def test_unreadable_tokens_have_no_info(token: str) -> None:
+    assert _tokens.read_token(token) is None
+
+
+def test_limits_are_checked() -> None:
+    assert _config.check_timeout(None).read == _config.DEFAULT_TIMEOUT
+    assert _config.check_timeout(2).connect == 2.0
+    for bad in (0, -1, float("nan"), float("inf"), True, "3"):
+        with pytest.raises(CachecoreConfigError, match="timeout must be a positive number"):
+            _config.check_timeout(bad)  # type: ignore[arg-type]
+    with pytest.raises(
+        CachecoreConfigError, match=r"max_concurrency must be an integer >= 1, got 2\.5"
+    ):
+        _config.check_count(2.5, name="max_concurrency", minimum=1)
+
+
+def test_dep_ids_must_be_a_sequence_of_strings() -> None:
+    assert _config.check_dep_ids(("a", "b")) == ["a", "b"]
+    with pytest.raises(CachecoreConfigError, match=r"write dep_ids=\['table:products'\]"):
+        _config.check_dep_ids("table:products")
+    for bad in ({"a"}, (x for x in "ab"), 3):
+        with pytest.raises(CachecoreConfigError, match="dep_ids must be a list"):
+            _config.check_dep_ids(bad)
+
+
+# -- the 0.1.0 names -----------------------------------------------------------------
+
+
+def test_0_1_0_names_still_work() -> None:
+    assert cachecore.CacheCoreClient is cachecore.CachecoreClient
+    assert cachecore.DepDeclaration is cachecore.Dep
+    assert cachecore.CacheCoreError is cachecore.CachecoreError
+    assert cachecore.CacheCoreAuthError is cachecore.CachecoreAuthError
+    assert cachecore.CacheCoreRateLimitError is cachecore.CachecoreRateLimitError
+    assert cachecore.InvalidateResult.__name__ == "InvalidateResult"
+    from cachecore.errors import CacheCoreAuthError, CacheCoreRateLimitError
+
+    assert CacheCoreAuthError is cachecore.CachecoreAuthError
+    assert CacheCoreRateLimitError is cachecore.CachecoreRateLimitError
+    for name in cachecore.__all__:
+        assert hasattr(cachecore, name), name
+
+
+async def _send(transport: httpx.AsyncBaseTransport, *urls: str) -> None:
+    async with httpx.AsyncClient(transport=transport) as http:
+        for url in urls:
+            await http.get(url)
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_0_1_0_transport_call_form() -> None:
+    seen: list[httpx.Request] = []
+    mock = httpx.MockTransport(lambda r: seen.append(r) or httpx.Response(200))  # type: ignore[func-returns-value]
+    with pytest.warns(DeprecationWarning, match="sends the tenant token to every host"):
+        legacy = cachecore.CacheCoreTransport("legacy-token", wrapped=mock)
+    await _send(legacy, "http://anywhere.test/v1/x")
+    assert seen[-1].headers["x-cachecore-token"] == "legacy-token"
+
+    scoped = cachecore.CacheCoreTransport(
+        "legacy-token", wrapped=mock, gateway_url="http://gw.test"
+    )
+    await _send(scoped, "http://gw.test/v1/x", "http://other.test/")
+    assert seen[-2].headers["x-cachecore-token"] == "legacy-token"
+    assert "x-cachecore-token" not in seen[-1].headers
+
+
+def test_errors_pickle_with_their_fields() -> None:
+    err = cachecore.CachecoreRateLimitError("slow", body="b", request_id="r", retry_after=2.0)
+    again = pickle.loads(pickle.dumps(err))
+    assert type(again) is cachecore.CachecoreRateLimitError
+    assert (str(again), again.retry_after, again.request_id, again.status_code) == (
+        "slow",
+        2.0,
+        "r",
+        429,
+    )
