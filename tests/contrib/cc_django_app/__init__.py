@@ -1,0 +1,1 @@
+"""A tiny Django app whose models feed Cachecore deps, for the Django integration tests."""
