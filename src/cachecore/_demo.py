@@ -1,0 +1,380 @@
+"""``python -m cachecore demo``: the three-rung adoption ladder, offline, in a few seconds.
+
+Starts the reference gateway on loopback (a fresh random secret, the offline
+model with a simulated upstream latency), then walks the ladder of the user
+documentation with the real OpenAI SDK, async and sync:
+
+1. base URL swap: a plain ``OpenAI(base_url=...)`` sends no ``X-CacheCore-Token``,
+   so the gateway answers ``BYPASS``;
+2. tenant isolation: ``CachecoreClient``'s transport adds the token: a miss, an
+   exact hit, a paraphrase served by L2, and another tenant that sees nothing;
+3. dependency invalidation: a tagged answer is a hit until ``invalidate`` evicts
+   it, then a miss again; a ``bypass=True`` call skips the cache.
+
+Statuses are read through the request-context handle (``ctx.last``), the path
+that also works under frameworks hiding response headers. Every step states the
+status it expects: any other answer makes the demo exit non-zero.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import os
+import secrets
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TextIO, cast
+
+__all__ = ["run_demo"]
+
+DEFAULT_LATENCY = 0.25
+MODEL = "gpt-5.4-mini"
+TENANT_A = "acme"
+TENANT_B = "globex"
+INSTALL_HINT = "pip install 'cachecore-python[demo]'"
+
+_COLORS = {
+    "HIT_L1": "32",  # green
+    "HIT_L1_STALE": "32",
+    "HIT_L2": "32",
+    "MISS": "33",  # yellow
+    "BYPASS": "36",  # cyan
+    "ok": "35",  # magenta: an invalidation
+}
+
+
+@dataclass(frozen=True)
+class Step:
+    """One line of the walk: an LLM call (or an invalidation) and the status it must get."""
+
+    rung: int
+    label: str
+    tenant: str
+    expect: str
+    prompt: str = ""
+    deps: tuple[tuple[str, str], ...] = ()
+    bypass: bool = False
+    plain: bool = False  # rung 1: the OpenAI SDK alone, no Cachecore transport
+    invalidate: tuple[str, str] | None = None  # (dep_id, new_hash)
+
+
+@dataclass(frozen=True)
+class Row:
+    """What one step measured."""
+
+    step: Step
+    client: str
+    status: str
+    similarity: float | None
+    age: int | None
+    latency_ms: float
+
+
+RUNGS = {
+    1: "Rung 1: base URL swap, OpenAI(base_url=gateway/v1, api_key=token)",
+    2: "Rung 2: tenant isolation, CachecoreClient transport under the SDK",
+    3: "Rung 3: dependency invalidation, request_context(deps=...) and invalidate()",
+}
+RUNG_NOTES = {
+    1: (
+        "no X-CacheCore-Token is sent, so the gateway forwards without caching (BYPASS);"
+        " rung 2 adds the token."
+    ),
+}
+
+
+def _plan(client: str) -> list[Step]:
+    """The walk for one SDK flavour; the two flavours use different prompts."""
+    if client == "async":
+        haiku = "Write a haiku about caches"
+        ask, paraphrase = "What is the capital of France?", "What's the capital of France?"
+        doc, tagged = "doc:contract-123", "Summarise contract #123"
+    else:
+        haiku = "Write a limerick about latency"
+        ask = "Explain the difference between TCP and UDP."
+        paraphrase = "Explain the difference between UDP and TCP."
+        doc, tagged = "doc:refund-policy", "Summarise the refund policy"
+    return [
+        Step(1, f"plain SDK: {haiku!r}", TENANT_A, "BYPASS", haiku, plain=True),
+        Step(2, f"ask {ask!r}", TENANT_A, "MISS", ask),
+        Step(2, "same prompt again", TENANT_A, "HIT_L1", ask),
+        Step(2, f"paraphrase {paraphrase!r}", TENANT_A, "HIT_L2", paraphrase),
+        Step(2, "same prompt, other tenant", TENANT_B, "MISS", ask),
+        Step(3, f"deps=[Dep({doc!r})]: {tagged!r}", TENANT_A, "MISS", tagged, ((doc, "v1"),)),
+        Step(3, "same tagged call again", TENANT_A, "HIT_L1", tagged, ((doc, "v1"),)),
+        Step(3, f"invalidate({doc!r}, new_hash='v2')", TENANT_A, "ok", invalidate=(doc, "v2")),
+        Step(3, "same call after the change (hash v2)", TENANT_A, "MISS", tagged, ((doc, "v2"),)),
+        Step(3, "bypass=True: 'Generate a unique report ID'", TENANT_A, "BYPASS",
+             "Generate a unique report ID", bypass=True),
+    ]  # fmt: skip
+
+
+def _messages(prompt: str) -> list[dict[str, str]]:
+    return [{"role": "user", "content": prompt}]
+
+
+def _row(step: Step, client: str, status: Any, started: float) -> Row:
+    """A row from a ``CacheStatus`` (or a plain string for an invalidation)."""
+    latency_ms = (time.perf_counter() - started) * 1000
+    if isinstance(status, str):
+        return Row(step, client, status, None, None, latency_ms)
+    name = status.status
+    return Row(
+        step,
+        client,
+        name,
+        status.similarity if name == "HIT_L2" else None,
+        status.age_seconds if status.hit else None,
+        latency_ms,
+    )
+
+
+async def _walk_async(url: str, tokens: dict[str, str]) -> list[Row]:
+    import httpx
+    from openai import AsyncOpenAI
+
+    from cachecore import CachecoreClient, CacheStatus, Dep
+
+    rows: list[Row] = []
+    clients: dict[str, tuple[CachecoreClient, AsyncOpenAI]] = {}
+    try:
+        for step in _plan("async"):
+            started = time.perf_counter()
+            if step.plain:
+                async with AsyncOpenAI(base_url=f"{url}/v1", api_key=tokens[step.tenant]) as plain:
+                    started = time.perf_counter()
+                    raw = await plain.chat.completions.with_raw_response.create(
+                        model=MODEL,
+                        messages=_messages(step.prompt),  # type: ignore[arg-type]
+                    )
+                rows.append(_row(step, "async", CacheStatus.from_headers(raw), started))
+                continue
+            if step.tenant not in clients:
+                cc = CachecoreClient(url, tokens[step.tenant])
+                sdk = AsyncOpenAI(
+                    base_url=f"{url}/v1",
+                    api_key=tokens[step.tenant],
+                    # openai 3.x types this as an httpx2 client and accepts httpx's too
+                    http_client=cast(Any, httpx.AsyncClient(transport=cc.transport)),
+                )
+                clients[step.tenant] = (cc, sdk)
+            cc, sdk = clients[step.tenant]
+            started = time.perf_counter()
+            if step.invalidate is not None:
+                result = await cc.invalidate(*step.invalidate)
+                rows.append(_row(step, "async", "ok" if result.ok else "FAILED", started))
+                continue
+            deps = [Dep(dep_id, hash=h) for dep_id, h in step.deps]
+            with cc.request_context(deps=deps, bypass=step.bypass) as ctx:
+                await sdk.chat.completions.create(
+                    model=MODEL,
+                    messages=_messages(step.prompt),  # type: ignore[arg-type]
+                )
+            rows.append(_row(step, "async", ctx.last or CacheStatus(), started))
+    finally:
+        for cc, sdk in clients.values():
+            await sdk.close()
+            await cc.aclose()
+    return rows
+
+
+def _walk_sync(url: str, tokens: dict[str, str]) -> list[Row]:
+    import httpx
+    from openai import OpenAI
+
+    from cachecore import CacheStatus, Dep, SyncCachecoreClient
+
+    rows: list[Row] = []
+    clients: dict[str, tuple[SyncCachecoreClient, OpenAI]] = {}
+    try:
+        for step in _plan("sync"):
+            if step.plain:
+                with OpenAI(base_url=f"{url}/v1", api_key=tokens[step.tenant]) as plain:
+                    started = time.perf_counter()
+                    raw = plain.chat.completions.with_raw_response.create(
+                        model=MODEL,
+                        messages=_messages(step.prompt),  # type: ignore[arg-type]
+                    )
+                rows.append(_row(step, "sync", CacheStatus.from_headers(raw), started))
+                continue
+            if step.tenant not in clients:
+                cc = SyncCachecoreClient(url, tokens[step.tenant])
+                sdk = OpenAI(
+                    base_url=f"{url}/v1",
+                    api_key=tokens[step.tenant],
+                    http_client=cast(Any, httpx.Client(transport=cc.transport)),
+                )
+                clients[step.tenant] = (cc, sdk)
+            cc, sdk = clients[step.tenant]
+            started = time.perf_counter()
+            if step.invalidate is not None:
+                result = cc.invalidate(*step.invalidate)
+                rows.append(_row(step, "sync", "ok" if result.ok else "FAILED", started))
+                continue
+            deps = [Dep(dep_id, hash=h) for dep_id, h in step.deps]
+            with cc.request_context(deps=deps, bypass=step.bypass) as ctx:
+                sdk.chat.completions.create(
+                    model=MODEL,
+                    messages=_messages(step.prompt),  # type: ignore[arg-type]
+                )
+            rows.append(_row(step, "sync", ctx.last or CacheStatus(), started))
+    finally:
+        for cc, sdk in clients.values():
+            sdk.close()
+            cc.close()
+    return rows
+
+
+# -- output -----------------------------------------------------------------------
+
+_HEADERS = ("#", "step", "client", "tenant", "status", "similarity", "age", "latency")
+
+
+def _cells(index: int, row: Row) -> tuple[str, ...]:
+    return (
+        str(index),
+        row.step.label,
+        row.client,
+        row.step.tenant,
+        row.status,
+        "-" if row.similarity is None else f"{row.similarity:.4f}",
+        "-" if row.age is None else f"{row.age} s",
+        f"{row.latency_ms:.0f} ms",
+    )
+
+
+def _table(rows: list[Row], paint: Callable[[str, str], str]) -> list[str]:
+    """Aligned lines; rung headings between groups; status cells coloured after padding."""
+    numbered = [(i, row, _cells(i, row)) for i, row in enumerate(rows, 1)]
+    widths = [len(h) for h in _HEADERS]
+    for _, _, cells in numbered:
+        widths = [max(w, len(c)) for w, c in zip(widths, cells)]
+    right = {0, 5, 6, 7}
+
+    def line(cells: tuple[str, ...], status: str | None = None) -> str:
+        out = []
+        for col, (cell, width) in enumerate(zip(cells, widths)):
+            text = cell.rjust(width) if col in right else cell.ljust(width)
+            if col == 4 and status is not None:
+                text = paint(text, _COLORS.get(status, "31"))
+            out.append(text)
+        return "  ".join(out).rstrip()
+
+    lines = [line(_HEADERS), "  ".join("-" * w for w in widths)]
+    current: tuple[int, str] | None = None
+    for _, row, cells in numbered:
+        group = (row.step.rung, row.client)
+        if group != current:
+            current = group
+            lines.append("")
+            lines.append(paint(f"{RUNGS[row.step.rung]}  [{row.client}]", "1"))
+            note = RUNG_NOTES.get(row.step.rung)
+            if note:
+                lines.append(f"  note: {note}")
+        lines.append(line(cells, row.status))
+    return lines
+
+
+def _summary(rows: list[Row]) -> list[str]:
+    calls = [r for r in rows if r.step.invalidate is None]
+    hits = [r for r in calls if r.status.startswith("HIT")]
+    misses = [r for r in calls if r.status == "MISS"]
+    bypasses = [r for r in calls if r.status == "BYPASS"]
+    l1 = sum(1 for r in hits if r.status.startswith("HIT_L1"))
+    median_miss = statistics.median(r.latency_ms for r in misses) if misses else 0.0
+    saved_ms = sum(max(0.0, median_miss - r.latency_ms) for r in hits)
+    cacheable = len(hits) + len(misses)
+    rate = 100.0 * len(hits) / cacheable if cacheable else 0.0
+    mean_hit = statistics.mean(r.latency_ms for r in hits) if hits else 0.0
+    return [
+        f"Summary: {len(calls)} LLM calls: {len(hits)} hits ({l1} L1, {len(hits) - l1} L2),"
+        f" {len(misses)} misses, {len(bypasses)} bypasses; hit rate {rate:.0f}% of cacheable calls",
+        f"Latency: median miss {median_miss:.0f} ms, mean hit {mean_hit:.0f} ms",
+        f"Time saved: {saved_ms / 1000:.2f} s"
+        f" (sum over the {len(hits)} hits of median miss latency minus hit latency)",
+    ]
+
+
+def _check(rows: list[Row]) -> str | None:
+    """The first step whose status is not the expected one, as a one-line message."""
+    for i, row in enumerate(rows, 1):
+        if row.status != row.step.expect:
+            return (
+                f"step {i} ({row.client}, {row.step.label}) answered {row.status},"
+                f" expected {row.step.expect}"
+            )
+    return None
+
+
+def _painter(color: bool) -> Callable[[str, str], str]:
+    if not color:
+        return lambda text, _code: text
+    return lambda text, code: f"\x1b[{code}m{text}\x1b[0m"
+
+
+def run_demo(
+    *, latency: float = DEFAULT_LATENCY, color: bool | None = None, out: TextIO | None = None
+) -> int:
+    """Run the offline demo, print its table to ``out`` (stdout); return the exit code.
+
+    ``latency`` is the simulated upstream latency of the offline model, in seconds.
+    ``color=None`` colours only a terminal, and never when ``NO_COLOR`` is set.
+    """
+    stream = out if out is not None else sys.stdout
+    err = sys.stderr if out is None else stream
+
+    def fail(message: str) -> int:
+        print(f"cachecore demo: {message}", file=err)
+        return 1
+
+    if latency < 0 or latency > 10:
+        return fail(f"--latency must be between 0 and 10 seconds, got {latency:g}")
+    missing = [m for m in ("openai", "uvicorn") if importlib.util.find_spec(m) is None]
+    if missing:
+        return fail(f"{' and '.join(missing)} not installed; run: {INSTALL_HINT}")
+    if color is None:
+        color = stream.isatty() and "NO_COLOR" not in os.environ
+    paint = _painter(color)
+
+    from cachecore.testing import GatewayConfig, OfflineModel, ReferenceGateway, serve
+
+    gateway = ReferenceGateway(
+        GatewayConfig(secret=secrets.token_urlsafe(32), upstream=OfflineModel(latency=latency))
+    )
+    tokens = {tenant: gateway.mint_token(tenant) for tenant in (TENANT_A, TENANT_B)}
+    try:
+        with serve(gateway) as url:
+            print(
+                paint("Cachecore demo", "1") + f": reference gateway on {url}, offline model"
+                f" with {latency * 1000:.0f} ms simulated upstream latency, tenants"
+                f" {TENANT_A!r} and {TENANT_B!r}",
+                file=stream,
+            )
+            started = time.perf_counter()
+            rows = asyncio.run(_walk_async(url, tokens))
+            rows += _walk_sync(url, tokens)
+            elapsed = time.perf_counter() - started
+    except Exception as exc:  # a demo reports, it does not dump a traceback
+        return fail(f"{type(exc).__name__}: {exc}".splitlines()[0])
+
+    print("", file=stream)
+    for text in _table(rows, paint):
+        print(text, file=stream)
+    print("", file=stream)
+    for text in _summary(rows):
+        print(text, file=stream)
+    stats = gateway.stats()
+    print(
+        f"Gateway: {stats.upstream_calls} upstream calls, {stats.invalidations} invalidations"
+        f" ({stats.evicted_invalidate} entries evicted), walk took {elapsed:.1f} s",
+        file=stream,
+    )
+    problem = _check(rows)
+    if problem is not None:
+        return fail(problem)
+    print(paint("All steps answered as expected.", "32"), file=stream)
+    return 0
