@@ -1,5 +1,5 @@
-"""Sessions: ``nox`` runs lint, the test suite on every installed Python, and the
-end-to-end tests against openai 1.x and 2.x. ``nox -s bench``, ``docs``, ``fuzz``
+"""Sessions: ``nox`` runs lint, the test suite on every installed Python, the
+end-to-end tests against openai 1.x and 2.x, and the strict docs build. ``nox -s bench``, ``fuzz``
 and ``codegen`` are on demand.
 """
 
@@ -12,7 +12,7 @@ import shutil
 import nox
 
 nox.options.default_venv_backend = "venv"
-nox.options.sessions = ["lint", "tests", "openai_compat"]
+nox.options.sessions = ["lint", "tests", "openai_compat", "docs"]
 nox.options.error_on_missing_interpreters = False
 
 SUPPORTED = ["3.10", "3.11", "3.12", "3.13"]
