@@ -8,6 +8,7 @@ from __future__ import annotations
 import glob
 import os
 import shutil
+import sys
 
 import nox
 
@@ -19,17 +20,21 @@ SUPPORTED = ["3.10", "3.11", "3.12", "3.13"]
 
 
 def _installed_pythons() -> list[str]:
-    """The supported Pythons on this machine, making pyenv versions visible to nox."""
+    """The supported Pythons on this machine, making pyenv versions visible to nox.
+
+    pyenv's shims answer for every version but fail for those not selected, so
+    each installed pyenv version's own bin folder goes first on PATH.
+    """
     root = os.environ.get("PYENV_ROOT", os.path.expanduser("~/.pyenv"))
     found = []
     for version in SUPPORTED:
-        if shutil.which(f"python{version}") is None:
-            bins = sorted(glob.glob(os.path.join(root, "versions", f"{version}.*", "bin")))
-            if bins:
-                os.environ["PATH"] = bins[-1] + os.pathsep + os.environ.get("PATH", "")
-        if shutil.which(f"python{version}") is not None:
+        bins = sorted(glob.glob(os.path.join(root, "versions", f"{version}.*", "bin")))
+        if bins:
+            os.environ["PATH"] = bins[-1] + os.pathsep + os.environ.get("PATH", "")
+        path = shutil.which(f"python{version}")
+        if path is not None and os.sep + "shims" + os.sep not in path:
             found.append(version)
-    return found or [f"{os.sys.version_info.major}.{os.sys.version_info.minor}"]  # type: ignore[attr-defined]
+    return found or [f"{sys.version_info.major}.{sys.version_info.minor}"]
 
 
 PYTHONS = _installed_pythons()
