@@ -69,16 +69,11 @@ class SyncCachecoreTransport(httpx.BaseTransport):
         if frame is None:
             _proxy.steer_headers(headers, (token_entry,), _DROP_TOKEN)
         else:
-            deps_entry = frame.deps_entry
-            if frame.bypass:
-                put: tuple[_proxy.HeaderEntry, ...] = () if deps_entry is None else (deps_entry,)
-                _proxy.steer_headers(
-                    headers, put, _DROP_TOKEN if deps_entry is None else _DROP_BOTH
-                )
-            elif deps_entry is None:
-                _proxy.steer_headers(headers, (token_entry,), _DROP_TOKEN)
+            put = () if frame.bypass else (token_entry,)  # bypass: no token at all
+            if frame.deps_entry is None:
+                _proxy.steer_headers(headers, put, _DROP_TOKEN)
             else:
-                _proxy.steer_headers(headers, (token_entry, deps_entry), _DROP_BOTH)
+                _proxy.steer_headers(headers, (*put, frame.deps_entry), _DROP_BOTH)
 
         response = self._inner.handle_request(request)
 
