@@ -27,7 +27,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TextIO, cast
+from typing import Any, TextIO
 
 __all__ = ["run_demo"]
 
@@ -131,102 +131,6 @@ def _row(step: Step, client: str, status: Any, started: float) -> Row:
         status.age_seconds if status.hit else None,
         latency_ms,
     )
-
-
-async def _walk_async(url: str, tokens: dict[str, str]) -> list[Row]:
-    import httpx
-    from openai import AsyncOpenAI
-
-    from cachecore import CachecoreClient, CacheStatus, Dep
-
-    rows: list[Row] = []
-    clients: dict[str, tuple[CachecoreClient, AsyncOpenAI]] = {}
-    try:
-        for step in _plan("async"):
-            started = time.perf_counter()
-            if step.plain:
-                async with AsyncOpenAI(base_url=f"{url}/v1", api_key=tokens[step.tenant]) as plain:
-                    started = time.perf_counter()
-                    raw = await plain.chat.completions.with_raw_response.create(
-                        model=MODEL,
-                        messages=_messages(step.prompt),  # type: ignore[arg-type]
-                    )
-                rows.append(_row(step, "async", CacheStatus.from_headers(raw), started))
-                continue
-            if step.tenant not in clients:
-                cc = CachecoreClient(url, tokens[step.tenant])
-                sdk = AsyncOpenAI(
-                    base_url=f"{url}/v1",
-                    api_key=tokens[step.tenant],
-                    # openai 3.x types this as an httpx2 client and accepts httpx's too
-                    http_client=cast(Any, httpx.AsyncClient(transport=cc.transport)),
-                )
-                clients[step.tenant] = (cc, sdk)
-            cc, sdk = clients[step.tenant]
-            started = time.perf_counter()
-            if step.invalidate is not None:
-                result = await cc.invalidate(*step.invalidate)
-                rows.append(_row(step, "async", "ok" if result.ok else "FAILED", started))
-                continue
-            deps = [Dep(dep_id, hash=h) for dep_id, h in step.deps]
-            with cc.request_context(deps=deps, bypass=step.bypass) as ctx:
-                await sdk.chat.completions.create(
-                    model=MODEL,
-                    messages=_messages(step.prompt),  # type: ignore[arg-type]
-                )
-            rows.append(_row(step, "async", ctx.last or CacheStatus(), started))
-    finally:
-        for cc, sdk in clients.values():
-            await sdk.close()
-            await cc.aclose()
-    return rows
-
-
-def _walk_sync(url: str, tokens: dict[str, str]) -> list[Row]:
-    import httpx
-    from openai import OpenAI
-
-    from cachecore import CacheStatus, Dep, SyncCachecoreClient
-
-    rows: list[Row] = []
-    clients: dict[str, tuple[SyncCachecoreClient, OpenAI]] = {}
-    try:
-        for step in _plan("sync"):
-            if step.plain:
-                with OpenAI(base_url=f"{url}/v1", api_key=tokens[step.tenant]) as plain:
-                    started = time.perf_counter()
-                    raw = plain.chat.completions.with_raw_response.create(
-                        model=MODEL,
-                        messages=_messages(step.prompt),  # type: ignore[arg-type]
-                    )
-                rows.append(_row(step, "sync", CacheStatus.from_headers(raw), started))
-                continue
-            if step.tenant not in clients:
-                cc = SyncCachecoreClient(url, tokens[step.tenant])
-                sdk = OpenAI(
-                    base_url=f"{url}/v1",
-                    api_key=tokens[step.tenant],
-                    http_client=cast(Any, httpx.Client(transport=cc.transport)),
-                )
-                clients[step.tenant] = (cc, sdk)
-            cc, sdk = clients[step.tenant]
-            started = time.perf_counter()
-            if step.invalidate is not None:
-                result = cc.invalidate(*step.invalidate)
-                rows.append(_row(step, "sync", "ok" if result.ok else "FAILED", started))
-                continue
-            deps = [Dep(dep_id, hash=h) for dep_id, h in step.deps]
-            with cc.request_context(deps=deps, bypass=step.bypass) as ctx:
-                sdk.chat.completions.create(
-                    model=MODEL,
-                    messages=_messages(step.prompt),  # type: ignore[arg-type]
-                )
-            rows.append(_row(step, "sync", ctx.last or CacheStatus(), started))
-    finally:
-        for cc, sdk in clients.values():
-            sdk.close()
-            cc.close()
-    return rows
 
 
 # -- output -----------------------------------------------------------------------
@@ -355,8 +259,11 @@ def run_demo(
                 file=stream,
             )
             started = time.perf_counter()
-            rows = asyncio.run(_walk_async(url, tokens))
-            rows += _walk_sync(url, tokens)
+            from cachecore._async._demo_walk import walk as walk_async
+            from cachecore._sync._demo_walk import walk as walk_sync
+
+            rows = asyncio.run(walk_async(url, tokens, "async"))
+            rows += walk_sync(url, tokens, "sync")
             elapsed = time.perf_counter() - started
     except Exception as exc:  # a demo reports, it does not dump a traceback
         return fail(f"{type(exc).__name__}: {exc}".splitlines()[0])

@@ -1,0 +1,62 @@
+"""The demo's walk over the adoption ladder, written once for both twins.
+
+``cachecore._demo`` plans the steps and prints the table; this module makes the
+calls. The sync twin (``cachecore/_sync/_demo_walk.py``) is generated from it.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, cast
+
+import httpx
+from openai import AsyncOpenAI
+
+from .. import _demo
+from .._demo import Row
+from .._models import CacheStatus, Dep
+from ._client import CachecoreClient
+
+
+async def walk(url: str, tokens: dict[str, str], flavour: str) -> list[Row]:
+    """Run every step of the plan for ``flavour`` ("async" or "sync") and time it."""
+    rows: list[Row] = []
+    clients: dict[str, tuple[CachecoreClient, AsyncOpenAI]] = {}
+    try:
+        for step in _demo._plan(flavour):
+            if step.plain:
+                async with AsyncOpenAI(base_url=f"{url}/v1", api_key=tokens[step.tenant]) as plain:
+                    started = time.perf_counter()
+                    raw = await plain.chat.completions.with_raw_response.create(
+                        model=_demo.MODEL,
+                        messages=_demo._messages(step.prompt),  # type: ignore[arg-type]
+                    )
+                rows.append(_demo._row(step, flavour, CacheStatus.from_headers(raw), started))
+                continue
+            if step.tenant not in clients:
+                cc = CachecoreClient(url, tokens[step.tenant])
+                sdk = AsyncOpenAI(
+                    base_url=f"{url}/v1",
+                    api_key=tokens[step.tenant],
+                    # openai 3.x types this as an httpx2 client and accepts httpx's too
+                    http_client=cast(Any, httpx.AsyncClient(transport=cc.transport)),
+                )
+                clients[step.tenant] = (cc, sdk)
+            cc, sdk = clients[step.tenant]
+            started = time.perf_counter()
+            if step.invalidate is not None:
+                result = await cc.invalidate(*step.invalidate)
+                rows.append(_demo._row(step, flavour, "ok" if result.ok else "FAILED", started))
+                continue
+            deps = [Dep(dep_id, hash=h) for dep_id, h in step.deps]
+            with cc.request_context(deps=deps, bypass=step.bypass) as ctx:
+                await sdk.chat.completions.create(
+                    model=_demo.MODEL,
+                    messages=_demo._messages(step.prompt),  # type: ignore[arg-type]
+                )
+            rows.append(_demo._row(step, flavour, ctx.last or CacheStatus(), started))
+    finally:
+        for cc, sdk in clients.values():
+            await sdk.close()
+            await cc.aclose()
+    return rows
