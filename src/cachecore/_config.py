@@ -27,6 +27,8 @@ TOKEN_ENV = "CACHECORE_TOKEN"
 DEFAULT_TIMEOUT = 30.0
 DEFAULT_MAX_RETRIES = 3
 DEFAULT_MAX_CONCURRENCY = 32
+#: Connections per management pool (see the client's constructor for why it is small).
+POOL_CONNECTIONS = 4
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
@@ -183,6 +185,22 @@ def check_retry_policy(value: object) -> RetryPolicy:
     if not isinstance(value, RetryPolicy):
         raise CachecoreConfigError(
             f"retry_policy must be a cachecore.RetryPolicy, got {type(value).__name__}"
+        )
+    return value
+
+
+def check_http2(value: object) -> bool:
+    """``http2=None`` means: on when the ``h2`` package is installed."""
+    import importlib.util
+
+    installed = importlib.util.find_spec("h2") is not None
+    if value is None:
+        return installed
+    if not isinstance(value, bool):
+        raise CachecoreConfigError(f"http2 must be True, False or None, got {value!r}")
+    if value and not installed:
+        raise CachecoreConfigError(
+            "http2=True needs the h2 package: pip install 'cachecore-python[http2]'"
         )
     return value
 

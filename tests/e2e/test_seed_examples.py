@@ -255,7 +255,7 @@ def test_rung_3_bypass_bulk_and_async_with(
     assert gw.dep_version("seed-tenant", "table:prices") == "2024-03-15"
 
     notebook.run(ASYNC_WITH)
-    assert notebook.ns["cc"]._http.is_closed, "async with must close the client"
+    assert notebook.ns["cc"].is_closed, "async with must close the client"
 
 
 def test_reading_cache_status(notebook: Notebook) -> None:

@@ -248,3 +248,32 @@ def test_errors_pickle_with_their_fields() -> None:
         "r",
         429,
     )
+
+
+def test_http2_defaults_to_whether_h2_is_installed(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+
+    from cachecore._config import check_http2
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name: None if name == "h2" else real(name)
+    )
+    assert check_http2(None) is False
+    assert check_http2(False) is False
+    with pytest.raises(CachecoreConfigError, match=r"cachecore-python\[http2\]"):
+        check_http2(True)
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: object())
+    assert check_http2(None) is True
+    with pytest.raises(CachecoreConfigError, match="True, False or None"):
+        check_http2("yes")
+
+
+@pytest.mark.parametrize(("concurrency", "pools"), [(1, 1), (4, 1), (5, 2), (32, 8)])
+def test_invalidations_use_small_connection_pools(concurrency: int, pools: int) -> None:
+    from cachecore import SyncCachecoreClient
+
+    with SyncCachecoreClient("http://gw.test", "tok", max_concurrency=concurrency) as cc:
+        assert len(cc._pools) == pools
+        assert not cc.is_closed
+    assert cc.is_closed

@@ -9,6 +9,7 @@ decides is shared with the sync twin (``_config``, ``_context``, ``_retry``,
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from collections.abc import Iterable, Sequence
 from types import TracebackType
 
@@ -19,12 +20,14 @@ from .._concurrency import AsyncWorkerPool, async_sleep
 from .._config import (
     DEFAULT_MAX_CONCURRENCY,
     DEFAULT_MAX_RETRIES,
+    POOL_CONNECTIONS,
     TokenProvider,
     TokenSource,
     check_count,
     check_dep_id,
     check_dep_ids,
     check_gateway_errors,
+    check_http2,
     check_new_hash,
     check_retry_policy,
     check_timeout,
@@ -53,6 +56,8 @@ class CachecoreClient:
         retry_policy: The backoff and the cap on ``Retry-After`` waits
             (``cachecore.RetryPolicy``); ``max_retries`` still sets the number of retries.
         max_concurrency: Invalidations in flight at once in ``invalidate_many``.
+        http2: Offer HTTP/2 (negotiated over TLS) on the connections this client
+            opens; default: on when ``h2`` is installed (extra ``http2``).
         inner_transport: The transport to send through (a proxy, a mock, the
             in-process reference gateway); default: a pooled HTTP transport.
         gateway_errors: ``"raise"`` typed errors from the transport on 401/403/429,
@@ -75,6 +80,7 @@ class CachecoreClient:
         gateway_errors: _proxy.GatewayErrors = "auto",
         collect_stats: bool = False,
         debug: bool = False,
+        http2: bool | None = None,
     ) -> None:
         self._url = resolve_gateway_url(gateway_url)
         self._token = TokenProvider(tenant_jwt)
@@ -85,28 +91,39 @@ class CachecoreClient:
         concurrency = check_count(max_concurrency, name="max_concurrency", minimum=1)
         self._pool = AsyncWorkerPool(concurrency)
         self._stats = _proxy.StatsRecorder() if collect_stats else None
+        use_http2 = check_http2(http2)
         self._transport = AsyncCachecoreTransport(
             gateway_url=self._url,
             tenant_jwt=self._token,
             inner_transport=inner_transport,
+            http2=use_http2,
             gateway_errors=check_gateway_errors(gateway_errors),  # type: ignore[arg-type]
             stats=self._stats,
             debug=debug,
         )
-        management: httpx.AsyncBaseTransport
+        # Invalidations go through several small pools rather than one large one:
+        # httpcore's pool bookkeeping costs grow with its size, and one pool of 32
+        # connections spends 4x the CPU per request of eight pools of 4
+        # (docs/performance.md, benchmark 2). A caller's transport is used as is.
+        transports: list[httpx.AsyncBaseTransport]
         if inner_transport is None:
             limits = httpx.Limits(
-                max_connections=concurrency, max_keepalive_connections=concurrency
+                max_connections=POOL_CONNECTIONS, max_keepalive_connections=POOL_CONNECTIONS
             )
-            management = httpx.AsyncHTTPTransport(limits=limits)
+            shards = -(-concurrency // POOL_CONNECTIONS)
+            transports = [
+                httpx.AsyncHTTPTransport(limits=limits, http2=use_http2) for _ in range(shards)
+            ]
         else:
-            management = _Borrowed(inner_transport)
-        self._http = httpx.AsyncClient(
-            base_url=self._url,
-            timeout=check_timeout(timeout),
-            transport=management,
-            follow_redirects=False,
-        )
+            transports = [_Borrowed(inner_transport)]
+        timeout_ = check_timeout(timeout)
+        self._pools = [
+            httpx.AsyncClient(
+                base_url=self._url, timeout=timeout_, transport=t, follow_redirects=False
+            )
+            for t in transports
+        ]
+        self._turn = itertools.count()
 
     # -- what users plug in and read ------------------------------------------------
 
@@ -183,7 +200,8 @@ class CachecoreClient:
             attempt += 1
             token = self._token.current()
             try:
-                response = await self._http.post(
+                http = self._pools[next(self._turn) % len(self._pools)]
+                response = await http.post(
                     _wire.INVALIDATE_PATH.lstrip("/"),
                     json=body,
                     headers=_management.auth_headers(token),
@@ -204,8 +222,14 @@ class CachecoreClient:
 
     async def aclose(self) -> None:
         """Close the connection pools this client opened."""
-        await self._http.aclose()
+        for pool in self._pools:
+            await pool.aclose()
         await self._transport.aclose()
+
+    @property
+    def is_closed(self) -> bool:
+        """True once the client has been closed."""
+        return all(pool.is_closed for pool in self._pools)
 
     async def __aenter__(self) -> CachecoreClient:
         return self

@@ -35,6 +35,7 @@ class AsyncCachecoreTransport(httpx.AsyncBaseTransport):
         gateway_errors: _proxy.GatewayErrors = "auto",
         stats: _proxy.StatsRecorder | None = None,
         debug: bool = False,
+        http2: bool = False,
     ) -> None:
         url = (
             gateway_url if isinstance(gateway_url, httpx.URL) else resolve_gateway_url(gateway_url)
@@ -44,7 +45,7 @@ class AsyncCachecoreTransport(httpx.AsyncBaseTransport):
             tenant_jwt if isinstance(tenant_jwt, TokenProvider) else TokenProvider(tenant_jwt)
         )
         self._owns_inner = inner_transport is None
-        self._inner = inner_transport or httpx.AsyncHTTPTransport()
+        self._inner = inner_transport or httpx.AsyncHTTPTransport(http2=http2)
         self._errors = check_gateway_errors(gateway_errors)
         self._stats = stats
         self._debug = debug

@@ -37,6 +37,7 @@ class SyncCachecoreTransport(httpx.BaseTransport):
         gateway_errors: _proxy.GatewayErrors = "auto",
         stats: _proxy.StatsRecorder | None = None,
         debug: bool = False,
+        http2: bool = False,
     ) -> None:
         url = (
             gateway_url if isinstance(gateway_url, httpx.URL) else resolve_gateway_url(gateway_url)
@@ -46,7 +47,7 @@ class SyncCachecoreTransport(httpx.BaseTransport):
             tenant_jwt if isinstance(tenant_jwt, TokenProvider) else TokenProvider(tenant_jwt)
         )
         self._owns_inner = inner_transport is None
-        self._inner = inner_transport or httpx.HTTPTransport()
+        self._inner = inner_transport or httpx.HTTPTransport(http2=http2)
         self._errors = check_gateway_errors(gateway_errors)
         self._stats = stats
         self._debug = debug
