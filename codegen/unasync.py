@@ -41,8 +41,11 @@ REPLACEMENTS = {
     "AsyncHTTPTransport": "HTTPTransport",
     "AsyncClient": "Client",
     "AsyncOpenAI": "OpenAI",
+    "DefaultAsyncHttpxClient": "DefaultHttpxClient",
     "handle_async_request": "handle_request",
     "aclose": "close",
+    "aread": "read",
+    "aiter_bytes": "iter_bytes",
     "async_sleep": "sync_sleep",
 }
 

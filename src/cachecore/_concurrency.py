@@ -8,11 +8,13 @@ generated sync twin uses ``SyncWorkerPool``/``sync_sleep`` with no
 
 from __future__ import annotations
 
+import asyncio
+import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import TypeVar
+from typing import Any, Generic, TypeVar
 
 import anyio
 
@@ -86,3 +88,152 @@ class SyncWorkerPool:
             for future in futures:
                 future.result()
         return results  # type: ignore[return-value]
+
+
+def _running_loop() -> Any:
+    """The running asyncio loop, or the running trio run's token."""
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        pass
+    trio = sys.modules.get("trio")
+    if trio is not None:
+        try:
+            return trio.lowlevel.current_trio_token()
+        except RuntimeError:
+            pass
+    raise RuntimeError("the async Cachecore client needs a running asyncio or trio event loop")
+
+
+def _loop_is_closed(loop: Any) -> bool:
+    is_closed = getattr(loop, "is_closed", None)  # asyncio; a trio token has no such notion
+    return bool(is_closed()) if is_closed is not None else False
+
+
+class AsyncPerLoop(Generic[T]):
+    """One ``T`` (a connection pool) per running event loop, closed when that loop ends.
+
+    httpcore's async connections belong to the loop that opened them: a pool
+    reused from a later ``asyncio.run`` (a script calling it twice, pytest's
+    per-test loops, a notebook restarting its loop) fails with "Event loop is
+    closed". So each loop gets its own ``T``, made on first use there, and a
+    watcher task on that loop closes it when the loop shuts down: ``asyncio.run``
+    and ``asyncio.Runner`` cancel the tasks left at their end, and trio cancels
+    its system tasks. A loop closed without cancelling its tasks leaves its
+    ``T`` to be dropped at the next use from another loop.
+    """
+
+    def __init__(self, make: Callable[[], T], close: Callable[[T], Awaitable[None]]) -> None:
+        self._make = make
+        self._close = close
+        self._items: dict[Any, tuple[T, Callable[[], object]]] = {}  # loop -> (T, stop watcher)
+        self._tasks: set[asyncio.Task[None]] = set()  # asyncio keeps only weak references
+        self._lock = threading.Lock()  # loops in several threads may share one client
+        self._closed = False
+
+    def get(self) -> T:
+        """The ``T`` of the running loop, made (and watched) on its first use there."""
+        loop = _running_loop()
+        entry = self._items.get(loop)
+        if entry is not None:
+            return entry[0]
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("this Cachecore client (or transport) is closed")
+            for gone in [k for k in self._items if _loop_is_closed(k)]:
+                del self._items[gone]  # its loop ended without cancelling us: nothing to await
+            item = self._make()
+            self._items[loop] = (item, self._watch(loop, item))
+        return item
+
+    def _watch(self, loop: Any, item: T) -> Callable[[], object]:
+        """Start the watcher of ``item`` on ``loop``; return what stops it quietly."""
+        wait: Callable[[], Awaitable[object]]
+        stop: Callable[[], object]
+        if isinstance(loop, asyncio.AbstractEventLoop):
+            # A bare future rather than an anyio.Event: if the loop is closed
+            # without cancelling us, the coroutine is simply dropped.
+            done: asyncio.Future[None] = loop.create_future()
+
+            async def wait() -> object:
+                await done
+                return None
+
+            def stop() -> object:
+                if not done.done():
+                    done.set_result(None)
+                return None
+
+        else:
+            event = anyio.Event()
+            wait, stop = event.wait, event.set
+
+        async def watcher() -> None:
+            # Looked up now: an except clause is evaluated as an exception passes, and
+            # a GeneratorExit (the coroutine dropped with its loop) passes with no loop.
+            cancelled = anyio.get_cancelled_exc_class()
+            try:
+                await wait()  # stopped by aclose(), which closes the item itself
+            except cancelled:  # the loop is shutting down
+                with self._lock:
+                    self._items.pop(loop, None)
+                with anyio.CancelScope(shield=True):
+                    await self._close(item)
+                raise
+
+        if isinstance(loop, asyncio.AbstractEventLoop):
+            task = loop.create_task(watcher(), name="cachecore: close the pool when the loop ends")
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        else:
+            sys.modules["trio"].lowlevel.spawn_system_task(watcher)
+        return stop
+
+    async def aclose(self) -> None:
+        """Close the running loop's ``T``; drop those of loops that have ended.
+
+        ``T``s of loops still running in other threads are closed by their
+        watchers when those loops end.
+        """
+        try:
+            loop: Any = _running_loop()
+        except RuntimeError:
+            loop = None
+        with self._lock:
+            self._closed = True
+            entry = self._items.pop(loop, None)
+            for gone in [k for k in self._items if _loop_is_closed(k)]:
+                del self._items[gone]
+        if entry is not None:
+            item, stop = entry
+            stop()
+            await self._close(item)
+
+
+class SyncPerLoop(Generic[T]):
+    """The thread twin of ``AsyncPerLoop``: one ``T``, made on first use."""
+
+    def __init__(self, make: Callable[[], T], close: Callable[[T], None]) -> None:
+        self._make = make
+        self._close = close
+        self._item: T | None = None
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def get(self) -> T:
+        item = self._item
+        if item is not None:
+            return item
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("this Cachecore client (or transport) is closed")
+            if self._item is None:
+                self._item = self._make()
+            return self._item
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            item, self._item = self._item, None
+        if item is not None:
+            self._close(item)

@@ -11,6 +11,7 @@ import math
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 
@@ -40,26 +41,24 @@ class Origin:
     scheme: str
     host: str
     port: int
+    #: ``host[:port]`` as httpx normalizes it (lower case, IDNA, default port left out).
+    netloc: bytes
 
     @classmethod
     def of(cls, url: httpx.URL) -> Origin:
         port = url.port if url.port is not None else _DEFAULT_PORTS.get(url.scheme, 0)
-        return cls(url.scheme, url.host, port)
+        return cls(url.scheme, url.host, port, url.netloc)
 
-    def matches(self, url: httpx.URL) -> bool:
-        # Runs on every proxied request. ``url.host`` IDNA-decodes on every read;
-        # httpx's parsed reference holds the same lower-cased host, so an ASCII
-        # gateway host compares against it directly (docs/performance.md, benchmark 1).
-        ref = getattr(url, "_uri_reference", None)
-        if ref is not None and self.host.isascii():
-            if ref.host != self.host or ref.scheme != self.scheme:
-                return False
-            port = ref.port
-        else:
-            if url.host != self.host or url.scheme != self.scheme:
-                return False
-            port = url.port
-        return (port if port is not None else _DEFAULT_PORTS.get(self.scheme, 0)) == self.port
+    def matches(self, url: Any) -> bool:
+        """Is ``url`` (an httpx or httpx2 URL) on this origin? Public URL API only.
+
+        Both libraries normalize ``netloc`` the same way (an explicit default
+        port is dropped), so one comparison of bytes covers ``host:80`` and ``host``.
+        """
+        return bool(url.netloc == self.netloc and url.scheme == self.scheme)
+
+    def __str__(self) -> str:
+        return f"{self.scheme}://{self.netloc.decode('ascii')}"
 
 
 def resolve_gateway_url(value: str | None) -> httpx.URL:

@@ -5,12 +5,21 @@ the innermost frame on every request. A ``ContextVar`` is per thread, and each
 asyncio or trio task works on a copy, so concurrent calls never see each
 other's deps. The deps header is encoded once, when the block is entered,
 never per request. Shared by both twins: nothing here does I/O.
+
+Generators. A block inside a generator (or async generator, or a streaming
+response body) is entered in the context of whoever first advances it, and may
+be closed from another thread or task: a plain ``ContextVar.reset`` would then
+raise ``ValueError`` and leave the frame in force where it was set. So a block's
+exit never resets: it marks its frame closed, and points the variable back at
+the nearest open enclosing frame when it is still the current one. Readers skip
+closed frames. A block's settings therefore end with the block wherever it ends,
+and its exit never raises.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from contextvars import ContextVar, Token
+from contextvars import ContextVar
 from types import TracebackType
 from typing import Any
 
@@ -85,7 +94,7 @@ class RequestHandle:
 class _Frame:
     """One active ``request_context`` block, linked to the one it is nested in."""
 
-    __slots__ = ("bypass", "deps", "deps_entry", "deps_header", "handle", "parent")
+    __slots__ = ("bypass", "closed", "deps", "deps_header", "deps_item", "handle", "parent")
 
     def __init__(
         self, deps: tuple[Dep, ...], bypass: bool, handle: RequestHandle, parent: _Frame | None
@@ -94,37 +103,44 @@ class _Frame:
         self.bypass = bypass
         self.handle = handle
         self.parent = parent
+        self.closed = False
         self.deps_header = (
             _wire.encode_deps((d.dep_id, d.expected_hash) for d in deps) if deps else None
         )
-        # The header as httpx stores it, encoded once here rather than per request.
-        self.deps_entry = (
+        # The header as a raw (name, value) pair, encoded once here rather than per request.
+        self.deps_item = (
             None
             if self.deps_header is None
-            else (
-                _wire.DEPS_HEADER.encode("ascii"),
-                _wire.DEPS_HEADER_LC.encode("ascii"),
-                self.deps_header.encode("ascii"),
-            )
+            else (_wire.DEPS_HEADER.encode("ascii"), self.deps_header.encode("ascii"))
         )
 
     def record(self, status: CacheStatus | Any) -> None:
-        """Record a response's status in this block's handle and every enclosing one.
+        """Record a response's status in this block's handle and every enclosing open one.
 
         ``status`` is a ``CacheStatus``, or response headers to parse when read.
         """
         frame: _Frame | None = self
         while frame is not None:
-            frame.handle._statuses.append(status)
+            if not frame.closed:
+                frame.handle._statuses.append(status)
             frame = frame.parent
+
+
+def _open(frame: _Frame | None) -> _Frame | None:
+    while frame is not None and frame.closed:
+        frame = frame.parent
+    return frame
 
 
 _current: ContextVar[_Frame | None] = ContextVar("cachecore_request_context", default=None)
 
 
 def current_frame() -> _Frame | None:
-    """The innermost active frame in this thread/task, or ``None``."""
-    return _current.get()
+    """The innermost open frame in this thread/task, or ``None``."""
+    frame = _current.get()
+    if frame is not None and frame.closed:
+        return _open(frame)
+    return frame
 
 
 def _coerce_deps(deps: Iterable[Dep | str] | None) -> tuple[Dep, ...]:
@@ -157,20 +173,19 @@ def _coerce_deps(deps: Iterable[Dep | str] | None) -> tuple[Dep, ...]:
 class RequestContext:
     """The context manager returned by ``request_context``: a plain ``with`` in both twins."""
 
-    __slots__ = ("_bypass", "_deps", "_frame", "_token")
+    __slots__ = ("_bypass", "_deps", "_frame")
 
     def __init__(self, deps: Iterable[Dep | str] | None = None, bypass: bool = False) -> None:
         if not isinstance(bypass, bool):
             raise CachecoreConfigError(f"bypass must be True or False, got {bypass!r}")
         self._deps = _coerce_deps(deps)
         self._bypass = bypass
-        self._token: Token[_Frame | None] | None = None
         self._frame: _Frame | None = None
 
     def __enter__(self) -> RequestHandle:
-        if self._token is not None:
+        if self._frame is not None:
             raise RuntimeError("this request_context is already active; create a new one")
-        parent = _current.get()
+        parent = current_frame()
         deps = self._deps
         bypass = self._bypass
         if parent is not None:
@@ -186,7 +201,7 @@ class RequestContext:
                 "declare fewer or coarser dependencies (e.g. table:products instead of one per row)"
             )
         self._frame = frame
-        self._token = _current.set(frame)
+        _current.set(frame)
         return handle
 
     def __exit__(
@@ -195,6 +210,12 @@ class RequestContext:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        token, self._token, self._frame = self._token, None, None
-        if token is not None:
-            _current.reset(token)
+        # Never ``_current.reset(token)``: that raises when the block is closed from
+        # another thread or task (a generator), and would leave the frame in force
+        # where it was set. See the module docstring.
+        frame, self._frame = self._frame, None
+        if frame is None:
+            return
+        frame.closed = True
+        if _current.get() is frame:
+            _current.set(_open(frame.parent))

@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import ClassVar, Literal
-
-import httpx
+from types import ModuleType
+from typing import Any, ClassVar, Literal
 
 from . import _wire
 from ._models import CacheStats
@@ -23,46 +22,65 @@ GatewayErrors = Literal["auto", "raise", "return"]
 #: Gateway answers on a proxied call that become typed errors.
 ERROR_STATUSES = frozenset({401, 403, 429})
 
-#: A header as httpx stores it: (name as sent, lower-cased name, value), all bytes.
-HeaderEntry = tuple[bytes, bytes, bytes]
+#: A header as a raw ``(name, value)`` pair, as ``headers.raw`` lists them.
+HeaderItem = tuple[bytes, bytes]
+
+#: Lower-cased names of the headers only the transport may set.
+OUR_HEADERS = frozenset(
+    {_wire.TOKEN_HEADER_LC.encode("ascii"), _wire.DEPS_HEADER_LC.encode("ascii")}
+)
+TOKEN_ONLY = frozenset({_wire.TOKEN_HEADER_LC.encode("ascii")})
 
 
-def header_entry(name: str, value: str) -> HeaderEntry:
-    raw = name.encode("ascii")
-    return (raw, raw.lower(), value.encode("ascii"))
+def header_item(name: str, value: str) -> HeaderItem:
+    return (name.encode("ascii"), value.encode("ascii"))
 
 
-def steer_headers(
-    headers: httpx.Headers, put: tuple[HeaderEntry, ...], drop: frozenset[bytes]
-) -> None:
-    """Remove every header whose lower-cased name is in ``drop``, then add ``put``.
+def carries_ours(request: Any) -> bool:
+    """Does the caller's request itself carry a Cachecore header (its own default headers)?"""
+    headers = request.headers
+    return _wire.TOKEN_HEADER in headers or _wire.DEPS_HEADER in headers
 
-    The transport's hot path: ``headers[name] = value`` re-encodes the name and
-    value and scans the list for every header set (about 1 µs each), so this
-    edits httpx's entry list directly, once, with pre-encoded entries (benchmark
-    1 in docs/performance.md). Every name in ``put`` must be in ``drop``. Falls
-    back to the public API if httpx ever stores headers differently.
+
+def outgoing(
+    request: Any,
+    lib: ModuleType,
+    put: tuple[HeaderItem, ...],
+    drop: frozenset[bytes],
+    stream: Any = None,
+) -> Any:
+    """A copy of ``request`` (a ``lib.Request``) without the ``drop`` headers, plus ``put``.
+
+    The caller's request is never written into: httpx copies its headers onto
+    redirects, shows it to event hooks and as ``response.request``, so our
+    headers go only on this copy, which only the inner transport sees. Same
+    method, URL, body stream (or ``stream``, for a replay) and extensions.
     """
-    entries = getattr(headers, "_list", None)
-    if type(entries) is not list:
-        for name in drop:
-            key = name.decode("latin-1")
-            if key in headers:
-                del headers[key]
-        for raw, _, value in put:
-            headers[raw.decode("latin-1")] = value.decode("latin-1")
-        return
-    i, n = 0, len(entries)
-    while i < n:
-        if entries[i][1] in drop:
-            del entries[i]
-            n -= 1
-        else:
-            i += 1
-    entries.extend(put)
+    items = [item for item in request.headers.raw if item[0].lower() not in drop]
+    items.extend(put)
+    return lib.Request(
+        request.method,
+        request.url,
+        headers=items,
+        stream=request.stream if stream is None else stream,
+        extensions=request.extensions,
+    )
 
 
-def should_raise(mode: str, request: httpx.Request) -> bool:
+def replayable_body(request: Any, lib: ModuleType) -> Any:
+    """A fresh stream of the request's body for a retry, or ``None`` if it cannot be replayed.
+
+    A body given as bytes (what the LLM SDKs send) is held by the request; a
+    streamed body (a generator) was consumed by the first attempt.
+    """
+    try:
+        content = request.content
+    except lib.RequestNotRead:
+        return None
+    return lib.ByteStream(content)
+
+
+def should_raise(mode: str, request: Any) -> bool:
     """Raise the typed error from the transport, or hand the answer back to the SDK?
 
     ``auto`` raises, except for requests made by openai 1.x/2.x: those SDKs wrap
@@ -73,15 +91,26 @@ def should_raise(mode: str, request: httpx.Request) -> bool:
     """
     if mode != "auto":
         return mode == "raise"
+    return not sdk_retries(request)
+
+
+def sdk_retries(request: Any) -> bool:
+    """Was ``request`` made by an SDK that retries 429s and transport errors itself?
+
+    openai 1.x/2.x (``X-Stainless-Package-Version``) do: the transport must not
+    retry on top of them.
+    """
     major = _wire.openai_major_version(request.headers.get(_wire.OPENAI_VERSION_HEADER))
-    return major is None or major >= 3
+    return major is not None and major < 3
 
 
 def gateway_error(
-    request: httpx.Request, status_code: int, headers: httpx.Headers, raw: bytes, token: str | None
+    request: Any, response: Any, lib: ModuleType, raw: bytes, token: str | None
 ) -> CachecoreAPIError:
-    """The typed error for a 401/403/429 answer to a proxied call."""
-    text = httpx.Response(status_code, headers=headers, content=raw).text if raw else ""
+    """The typed error for a 401/403/429 answer to a proxied call (``raw``: its body)."""
+    status_code = response.status_code
+    headers = response.headers
+    text = lib.Response(status_code, headers=headers.raw, content=raw).text if raw else ""
     return error_for_status(
         status_code,
         text,
@@ -93,17 +122,17 @@ def gateway_error(
 
 
 def passthrough(
-    request: httpx.Request, response: httpx.Response, raw: bytes, error: CachecoreAPIError
-) -> httpx.Response:
-    """A fresh response carrying the already-read body, with the typed error attached.
+    request: Any, response: Any, lib: ModuleType, raw: bytes, error: CachecoreAPIError
+) -> Any:
+    """A fresh ``lib.Response`` carrying the already-read body, with the typed error attached.
 
     ``request`` is passed in: a response fresh from a transport (``HTTPTransport``
     included) has none yet, and reading ``response.request`` would raise.
     """
-    return httpx.Response(
+    return lib.Response(
         response.status_code,
-        headers=response.headers,
-        stream=httpx.ByteStream(raw),
+        headers=response.headers.raw,
+        stream=lib.ByteStream(raw),
         request=request,
         extensions={**response.extensions, RESPONSE_ERROR_EXTENSION: error},
     )
@@ -140,7 +169,7 @@ class StatsRecorder:
                 self._counts[key] = 0
 
 
-def log_response(request: httpx.Request, response: httpx.Response) -> None:
+def log_response(request: Any, response: Any) -> None:
     """The ``debug=True`` line: method, path, status and cache headers; never the token."""
     headers = response.headers
     logger.debug(

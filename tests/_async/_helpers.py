@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import base64
 import json
+import sys
 from collections.abc import Callable
+from types import ModuleType
 from typing import Any
 
 import httpx
@@ -12,6 +14,19 @@ import httpx
 from cachecore import _wire
 
 GATEWAY = "http://gw.test"
+
+
+def _libraries() -> list[ModuleType]:
+    """httpx, and httpx2 (openai 3.x's HTTP library) wherever it installs: Python 3.11+."""
+    if sys.version_info < (3, 11):
+        return [httpx]
+    import httpx2  # the test extra installs it: a missing one must fail, not skip
+
+    return [httpx, httpx2]
+
+
+#: The HTTP libraries the transport is tested under.
+LIBRARIES = _libraries()
 
 Step = Callable[[httpx.Request], httpx.Response] | BaseException
 

@@ -15,7 +15,7 @@ import httpx
 import openai
 import pytest
 
-from cachecore import CachecoreClient, CacheStatus, Dep
+from cachecore import CachecoreClient, CacheStatus, Dep, _wire
 from cachecore.errors import (
     CachecoreAPIError,
     CachecoreAuthError,
@@ -276,8 +276,12 @@ async def test_429_surfaces_as_rate_limit_error(limited: tuple[ReferenceGateway,
     gw, url = limited
     tenant = f"limited-{uuid.uuid4().hex[:8]}"  # the limiter keeps its buckets across tests
     token = gw.mint_token(tenant)
-    # max_retries=0: openai 1.x/2.x would otherwise honour Retry-After and try again.
-    async with CachecoreClient(url, token) as cc, sdk_for(cc, url, token, max_retries=0) as sdk:
+    # max_retries=0 twice: openai 1.x/2.x would otherwise honour Retry-After and try
+    # again, and under openai 3.x the transport would (test_429_is_retried_...).
+    async with (
+        CachecoreClient(url, token, max_retries=0) as cc,
+        sdk_for(cc, url, token, max_retries=0) as sdk,
+    ):
         assert (await call(cc, sdk, PROMPT))[0].status == "MISS"
         error = await raises_typed(sdk, CachecoreRateLimitError)
     assert isinstance(error, CachecoreRateLimitError)
@@ -358,3 +362,69 @@ async def test_missing_token(
     assert len(sent) == 1
     assert "authorization" not in sent[0].headers
     assert "x-cachecore-token" not in sent[0].headers
+
+
+# -- openai's own default HTTP clients (httpx2 under openai 3.x) ----------------------
+
+
+async def test_openai_default_client_on_our_transport(
+    gateway: tuple[ReferenceGateway, str],
+) -> None:
+    """``DefaultAsyncHttpxClient`` is an httpx2 client under openai 3.x, httpx before."""
+    gw, url = gateway
+    token = gw.mint_token("tenant-default-client")
+    async with CachecoreClient(url, token) as cc:
+        http_client = openai.DefaultAsyncHttpxClient(transport=cc.transport)
+        expected = "httpx2" if OPENAI_MAJOR >= 3 else "httpx"
+        assert type(http_client).__mro__[1].__module__.split(".")[0] == expected
+        async with openai.AsyncOpenAI(
+            base_url=f"{url}/v1", api_key=token, http_client=http_client
+        ) as sdk:
+            first, answer = await call(cc, sdk, PROMPT, deps=[Dep("doc:default-client")])
+            again, again_answer = await call(cc, sdk, PROMPT, deps=[Dep("doc:default-client")])
+            raw = await sdk.chat.completions.with_raw_response.create(
+                model=MODEL, messages=[{"role": "user", "content": PROMPT}]
+            )
+    assert (first.status, again.status) == ("MISS", "HIT_L1")
+    assert again_answer == answer
+    assert CacheStatus.from_headers(raw.headers).status == "HIT_L1"
+    sent = [_wire.decode_deps(r.headers[_wire.DEPS_HEADER_LC]) for r in chat_requests(gw)[:2]]
+    assert sent == [[("doc:default-client", "v1")]] * 2
+
+
+async def test_401_from_openai_default_client_is_typed(
+    gateway: tuple[ReferenceGateway, str],
+) -> None:
+    gw, url = gateway
+    token = mint_token("another-secret", "tenant-a")
+    async with (
+        CachecoreClient(url, token) as cc,
+        openai.AsyncOpenAI(
+            base_url=f"{url}/v1",
+            api_key=token,
+            http_client=openai.DefaultAsyncHttpxClient(transport=cc.transport),
+        ) as sdk,
+    ):
+        error = await raises_typed(sdk, CachecoreAuthError)
+    assert error.status_code == 401
+    assert len(chat_requests(gw)) == 1, "a 401 is never retried"
+
+
+async def test_429_is_retried_under_every_openai_major(
+    limited: tuple[ReferenceGateway, str],
+) -> None:
+    """openai 1.x/2.x retry the returned 429 themselves; under 3.x the transport does.
+
+    Either way the call succeeds after the gateway's ``Retry-After``, with one retry:
+    never one by the SDK on top of one by the transport.
+    """
+    gw, url = limited
+    tenant = f"retried-{uuid.uuid4().hex[:8]}"
+    token = gw.mint_token(tenant)
+    async with CachecoreClient(url, token) as cc, sdk_for(cc, url, token) as sdk:
+        assert (await call(cc, sdk, PROMPT))[0].status == "MISS"
+        status, answer = await call(cc, sdk, "Name three rivers of Kenya.")
+    assert status.status == "MISS"
+    assert "rivers of Kenya" in answer
+    statuses = [r.status for r in gw.requests if r.tenant_id == tenant]
+    assert statuses == [200, 429, 200]

@@ -156,7 +156,7 @@ async def test_typed_errors_give_the_rate_limit_error_on_every_openai_major() ->
         default=reply(429, headers={"Retry-After": "5"}, json_body={"error": {"message": "slow"}})
     )
     async with (
-        CachecoreClient(GATEWAY, TOKEN, inner_transport=gw.transport()) as cc,
+        CachecoreClient(GATEWAY, TOKEN, inner_transport=gw.transport(), max_retries=0) as cc,
         sdk_for(cc, max_retries=0) as sdk,
     ):
         with pytest.raises(CachecoreRateLimitError) as caught, typed_errors():

@@ -271,7 +271,7 @@ async def test_auth_refusals_raise_cachecore_auth_error(status: int) -> None:
 
 async def test_rate_limit_carries_retry_after_seconds() -> None:
     gw = Gateway(default=reply(429, headers={"Retry-After": "7"}, json_body={"error": "slow"}))
-    async with client_for(gw) as cc, http_for(cc) as http:
+    async with client_for(gw, max_retries=0) as cc, http_for(cc) as http:
         with pytest.raises(CachecoreRateLimitError) as caught:
             await http.post(CHAT, json=BODY)
     assert caught.value.retry_after == 7.0
@@ -282,7 +282,7 @@ async def test_rate_limit_carries_retry_after_seconds() -> None:
 async def test_rate_limit_carries_retry_after_http_date() -> None:
     when = email.utils.formatdate(time.time() + 120, usegmt=True)
     gw = Gateway(default=reply(429, headers={"Retry-After": when}, json_body={}))
-    async with client_for(gw) as cc, http_for(cc) as http:
+    async with client_for(gw, max_retries=0) as cc, http_for(cc) as http:
         with pytest.raises(CachecoreRateLimitError) as caught:
             await http.post(CHAT, json=BODY)
     assert caught.value.retry_after is not None
@@ -291,7 +291,7 @@ async def test_rate_limit_carries_retry_after_http_date() -> None:
 
 async def test_rate_limit_without_retry_after_is_none() -> None:
     gw = Gateway(default=reply(429, json_body={}))
-    async with client_for(gw) as cc, http_for(cc) as http:
+    async with client_for(gw, max_retries=0) as cc, http_for(cc) as http:
         with pytest.raises(CachecoreRateLimitError) as caught:
             await http.post(CHAT, json=BODY)
     assert caught.value.retry_after is None

@@ -158,7 +158,7 @@ def test_typed_errors_give_the_rate_limit_error_on_every_openai_major() -> None:
         default=reply(429, headers={"Retry-After": "5"}, json_body={"error": {"message": "slow"}})
     )
     with (
-        SyncCachecoreClient(GATEWAY, TOKEN, inner_transport=gw.transport()) as cc,
+        SyncCachecoreClient(GATEWAY, TOKEN, inner_transport=gw.transport(), max_retries=0) as cc,
         sdk_for(cc, max_retries=0) as sdk,
     ):
         with pytest.raises(CachecoreRateLimitError) as caught, typed_errors():

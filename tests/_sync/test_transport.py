@@ -273,7 +273,7 @@ def test_auth_refusals_raise_cachecore_auth_error(status: int) -> None:
 
 def test_rate_limit_carries_retry_after_seconds() -> None:
     gw = Gateway(default=reply(429, headers={"Retry-After": "7"}, json_body={"error": "slow"}))
-    with client_for(gw) as cc, http_for(cc) as http:
+    with client_for(gw, max_retries=0) as cc, http_for(cc) as http:
         with pytest.raises(CachecoreRateLimitError) as caught:
             http.post(CHAT, json=BODY)
     assert caught.value.retry_after == 7.0
@@ -284,7 +284,7 @@ def test_rate_limit_carries_retry_after_seconds() -> None:
 def test_rate_limit_carries_retry_after_http_date() -> None:
     when = email.utils.formatdate(time.time() + 120, usegmt=True)
     gw = Gateway(default=reply(429, headers={"Retry-After": when}, json_body={}))
-    with client_for(gw) as cc, http_for(cc) as http:
+    with client_for(gw, max_retries=0) as cc, http_for(cc) as http:
         with pytest.raises(CachecoreRateLimitError) as caught:
             http.post(CHAT, json=BODY)
     assert caught.value.retry_after is not None
@@ -293,7 +293,7 @@ def test_rate_limit_carries_retry_after_http_date() -> None:
 
 def test_rate_limit_without_retry_after_is_none() -> None:
     gw = Gateway(default=reply(429, json_body={}))
-    with client_for(gw) as cc, http_for(cc) as http:
+    with client_for(gw, max_retries=0) as cc, http_for(cc) as http:
         with pytest.raises(CachecoreRateLimitError) as caught:
             http.post(CHAT, json=BODY)
     assert caught.value.retry_after is None

@@ -290,10 +290,11 @@ def test_error_handling_catches_rate_limit() -> None:
     with serve(gw) as url:
         nb = Notebook(url, gw.mint_token("limited"))
         try:
-            nb.run(RUNG_3)  # spends the one request of the burst
+            # 1.x/2.x retry a returned 429 after Retry-After (1 s here), and under 3.x
+            # the transport does: by then the bucket has refilled, so the error only
+            # shows when the limit outlasts the retries; here, with no retries.
+            nb.run(RUNG_3, **{"    tenant_jwt=": "    max_retries=0,\n    tenant_jwt="})
             if OPENAI_MAJOR < 3:
-                # 1.x/2.x retry a returned 429 after Retry-After (1 s here), by which
-                # time the bucket has refilled: the error only shows without retries.
                 nb.ns["openai"] = nb.ns["openai"].with_options(max_retries=0)
             nb.ns["caught"] = None
             snippet = error_snippet().replace(

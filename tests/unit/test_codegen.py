@@ -12,8 +12,16 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 COPIED = ["src/cachecore/_async", "src/cachecore/_sync", "codegen"]
 #: A few test twins are enough to exercise the tests tree (and keep the check quick);
-#: test_openai_sdk.py is the one that uses the AsyncOpenAI rule.
-TEST_FILES = ["__init__.py", "_helpers.py", "test_client.py", "test_openai_sdk.py"]
+#: test_openai_sdk.py is the one that uses the AsyncOpenAI rule, test_http_clients.py
+#: the aread/aiter_bytes ones, test_e2e_openai.py the DefaultAsyncHttpxClient one.
+TEST_FILES = [
+    "__init__.py",
+    "_helpers.py",
+    "test_client.py",
+    "test_openai_sdk.py",
+    "test_http_clients.py",
+    "test_e2e_openai.py",
+]
 
 
 def load_codegen() -> ModuleType:

@@ -274,6 +274,6 @@ def test_invalidations_use_small_connection_pools(concurrency: int, pools: int) 
     from cachecore import SyncCachecoreClient
 
     with SyncCachecoreClient("http://gw.test", "tok", max_concurrency=concurrency) as cc:
-        assert len(cc._pools) == pools
+        assert len(cc._pools.get()) == pools
         assert not cc.is_closed
     assert cc.is_closed

@@ -15,8 +15,8 @@ from types import TracebackType
 
 import httpx
 
-from .. import _management, _proxy, _wire
-from .._concurrency import AsyncWorkerPool, async_sleep
+from .. import _httplib, _management, _proxy, _wire
+from .._concurrency import AsyncPerLoop, AsyncWorkerPool, async_sleep
 from .._config import (
     DEFAULT_MAX_CONCURRENCY,
     DEFAULT_MAX_RETRIES,
@@ -38,7 +38,7 @@ from .._models import CacheStats, Dep, InvalidateResult
 from .._retry import RetryPolicy
 from .._tokens import TokenInfo
 from ..errors import CachecoreError
-from ._transport import AsyncCachecoreTransport
+from ._transport import AsyncCachecoreTransport, AsyncSharedCachecoreTransport, send_through
 
 __all__ = ["CachecoreClient"]
 
@@ -92,37 +92,44 @@ class CachecoreClient:
         self._pool = AsyncWorkerPool(concurrency)
         self._stats = _proxy.StatsRecorder() if collect_stats else None
         use_http2 = check_http2(http2)
-        self._transport = AsyncCachecoreTransport(
+        self._transport = AsyncSharedCachecoreTransport(
             gateway_url=self._url,
             tenant_jwt=self._token,
             inner_transport=inner_transport,
             http2=use_http2,
-            gateway_errors=check_gateway_errors(gateway_errors),  # type: ignore[arg-type]
+            gateway_errors=check_gateway_errors(gateway_errors),
+            retry_policy=self._retry,
             stats=self._stats,
             debug=debug,
         )
+        timeout_ = check_timeout(timeout)
+
         # Invalidations go through several small pools rather than one large one:
         # httpcore's pool bookkeeping costs grow with its size, and one pool of 32
         # connections spends 4x the CPU per request of eight pools of 4
         # (docs/performance.md, benchmark 2). A caller's transport is used as is.
-        transports: list[httpx.AsyncBaseTransport]
-        if inner_transport is None:
-            limits = httpx.Limits(
-                max_connections=POOL_CONNECTIONS, max_keepalive_connections=POOL_CONNECTIONS
-            )
-            shards = -(-concurrency // POOL_CONNECTIONS)
-            transports = [
-                httpx.AsyncHTTPTransport(limits=limits, http2=use_http2) for _ in range(shards)
+        # They are made on first use in each event loop (see AsyncPerLoop).
+        def make_pools() -> list[httpx.AsyncClient]:
+            transports: list[httpx.AsyncBaseTransport]
+            if inner_transport is None:
+                limits = httpx.Limits(
+                    max_connections=POOL_CONNECTIONS, max_keepalive_connections=POOL_CONNECTIONS
+                )
+                shards = -(-concurrency // POOL_CONNECTIONS)
+                transports = [
+                    httpx.AsyncHTTPTransport(limits=limits, http2=use_http2) for _ in range(shards)
+                ]
+            else:
+                transports = [_Borrowed(inner_transport)]
+            return [
+                httpx.AsyncClient(
+                    base_url=self._url, timeout=timeout_, transport=t, follow_redirects=False
+                )
+                for t in transports
             ]
-        else:
-            transports = [_Borrowed(inner_transport)]
-        timeout_ = check_timeout(timeout)
-        self._pools = [
-            httpx.AsyncClient(
-                base_url=self._url, timeout=timeout_, transport=t, follow_redirects=False
-            )
-            for t in transports
-        ]
+
+        self._pools = AsyncPerLoop(make_pools, _aclose_all)
+        self._closed = False
         self._turn = itertools.count()
 
     # -- what users plug in and read ------------------------------------------------
@@ -200,7 +207,8 @@ class CachecoreClient:
             attempt += 1
             token = self._token.current()
             try:
-                http = self._pools[next(self._turn) % len(self._pools)]
+                pools = self._pools.get()
+                http = pools[next(self._turn) % len(pools)]
                 response = await http.post(
                     _wire.INVALIDATE_PATH.lstrip("/"),
                     json=body,
@@ -221,15 +229,15 @@ class CachecoreClient:
     # -- lifecycle ------------------------------------------------------------------
 
     async def aclose(self) -> None:
-        """Close the connection pools this client opened."""
-        for pool in self._pools:
-            await pool.aclose()
-        await self._transport.aclose()
+        """Close the connection pools this client opened (not an ``inner_transport`` it was given)."""
+        self._closed = True
+        await self._pools.aclose()
+        await self._transport.shutdown()
 
     @property
     def is_closed(self) -> bool:
         """True once the client has been closed."""
-        return all(pool.is_closed for pool in self._pools)
+        return self._closed
 
     async def __aenter__(self) -> CachecoreClient:
         return self
@@ -249,13 +257,23 @@ class CachecoreClient:
 
 
 class _Borrowed(httpx.AsyncBaseTransport):
-    """A caller's transport used for management calls, left open for its owner to close."""
+    """A caller's transport used for invalidations, left open for its owner to close.
+
+    Invalidations are httpx requests; an httpx2 inner transport gets them bridged.
+    """
 
     def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
         self._inner = inner
+        self._lib = _httplib.library_of_transport(inner)
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        return await self._inner.handle_async_request(request)
+        response: httpx.Response = await send_through(self._inner, self._lib, request, httpx)
+        return response
 
     async def aclose(self) -> None:
         pass
+
+
+async def _aclose_all(clients: list[httpx.AsyncClient]) -> None:
+    for client in clients:
+        await client.aclose()

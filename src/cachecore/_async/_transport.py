@@ -1,30 +1,66 @@
 """The httpx transport that steers the gateway on every LLM call.
 
-Plugged under any OpenAI-compatible SDK (``httpx.AsyncClient(transport=cc.transport)``)
-it adds the tenant token and the active context's deps to requests for the
-gateway's origin, strips them from every other request (other hosts,
-cross-origin redirects), and turns the gateway's 401/403/429 into typed errors.
-Response bodies are never buffered: streams pass straight through.
+Plugged under any OpenAI-compatible SDK's HTTP client, ``httpx`` or ``httpx2``
+(``httpx.AsyncClient(transport=cc.transport)``, openai 3.x's
+``DefaultAsyncHttpxClient(transport=cc.transport)``), it adds the tenant token
+and the active context's deps to requests for the gateway's origin, keeps them
+off every other request (other hosts, cross-origin redirects), and turns the
+gateway's 401/403/429 into typed errors. Response bodies are never buffered:
+streams pass straight through.
+
+How it stays invisible to the client above it:
+
+- **Both libraries.** It dispatches on the request's library (``_httplib``): the
+  copy it sends, the default connection pool, the answer and its errors are all
+  of the library the request came in. A caller's ``inner_transport`` of the other
+  library is bridged. Why dispatch rather than a second twin: ``_httplib``.
+- **The caller's request is never written into.** Our headers go on a copy that
+  only the inner transport sees; httpx's redirects, event hooks and
+  ``response.request`` see the caller's request as it was.
+- **Lifecycle as every httpx wrapper.** A transport built directly owns the
+  inner transport it was given and forwards ``aclose`` and ``async with`` to it.
+  ``cc.transport`` is shared by every client built on it, so closing those
+  clients leaves it open; ``cc.aclose()`` closes it (``AsyncSharedCachecoreTransport``).
+- **Event loops.** The default pools are per running loop (``AsyncPerLoop``), so
+  a client made at module level works from every ``asyncio.run``.
+- **429 under openai 3.x.** openai 1.x/2.x get the gateway's 429 back and retry
+  it themselves; when the transport raises instead (openai 3.x, or
+  ``gateway_errors="raise"``), it first retries the call itself, honouring
+  ``Retry-After`` per the ``RetryPolicy``, so no SDK loses the retry it had.
 """
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterable
+from types import ModuleType, TracebackType
+from typing import Any, cast
+
 import httpx
 
-from .. import _proxy, _wire
-from .._config import Origin, TokenProvider, TokenSource, check_gateway_errors, resolve_gateway_url
-from .._context import current_frame
-
-__all__ = ["AsyncCachecoreTransport"]
-
-_DROP_TOKEN = frozenset({_wire.TOKEN_HEADER_LC.encode("ascii")})
-_DROP_BOTH = frozenset(
-    {_wire.TOKEN_HEADER_LC.encode("ascii"), _wire.DEPS_HEADER_LC.encode("ascii")}
+from .. import _httplib, _proxy, _wire
+from .._concurrency import AsyncPerLoop, async_sleep
+from .._config import (
+    Origin,
+    TokenProvider,
+    TokenSource,
+    check_gateway_errors,
+    check_retry_policy,
+    resolve_gateway_url,
 )
+from .._context import current_frame
+from .._retry import RetryPolicy
+from ..errors import CachecoreAPIError, CachecoreRateLimitError
+
+__all__ = ["AsyncCachecoreTransport", "AsyncSharedCachecoreTransport"]
 
 
 class AsyncCachecoreTransport(httpx.AsyncBaseTransport):
-    """Adds Cachecore headers to gateway requests; made by ``CachecoreClient.transport``."""
+    """Adds Cachecore headers to gateway requests.
+
+    ``CachecoreClient.transport`` is the usual way to get one. Built directly,
+    it owns ``inner_transport`` (default: a pooled HTTP transport per library
+    and event loop) and closes it when it is closed.
+    """
 
     def __init__(
         self,
@@ -33,6 +69,7 @@ class AsyncCachecoreTransport(httpx.AsyncBaseTransport):
         tenant_jwt: TokenSource | TokenProvider | None = None,
         inner_transport: httpx.AsyncBaseTransport | None = None,
         gateway_errors: _proxy.GatewayErrors = "auto",
+        retry_policy: RetryPolicy | None = None,
         stats: _proxy.StatsRecorder | None = None,
         debug: bool = False,
         http2: bool = False,
@@ -44,69 +81,193 @@ class AsyncCachecoreTransport(httpx.AsyncBaseTransport):
         self._token = (
             tenant_jwt if isinstance(tenant_jwt, TokenProvider) else TokenProvider(tenant_jwt)
         )
-        self._owns_inner = inner_transport is None
-        self._inner = inner_transport or httpx.AsyncHTTPTransport(http2=http2)
+        self._inner = inner_transport
+        self._inner_lib = _httplib.library_of_transport(inner_transport)
+        self._owns_inner = True
+        self._http2 = http2
+        self._pools: dict[str, AsyncPerLoop[Any]] = {}  # library name -> its pools
+        self._closed = False
         self._errors = check_gateway_errors(gateway_errors)
+        self._retry = check_retry_policy(retry_policy)
         self._stats = stats
         self._debug = debug
         static = self._token.static
-        self._token_entry = (
-            None if static is None else _proxy.header_entry(_wire.TOKEN_HEADER, static)
+        self._token_item = (
+            None if static is None else _proxy.header_item(_wire.TOKEN_HEADER, static)
         )
 
+    # -- one request ------------------------------------------------------------------
+
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        headers = request.headers
-        if self._origin is not None and not self._origin.matches(request.url):
+        lib = _httplib.library_of(request)
+        origin = self._origin
+        if origin is not None and not origin.matches(request.url):
             # Another host, or a redirect away from the gateway: nothing of ours goes there.
-            _proxy.steer_headers(headers, (), _DROP_BOTH)
-            return await self._inner.handle_async_request(request)
+            if _proxy.carries_ours(request):
+                request = _proxy.outgoing(request, lib, (), _proxy.OUR_HEADERS)
+            return cast(httpx.Response, await self._send(request, lib))
 
         frame = current_frame()
-        token_entry = self._token_entry
-        if token_entry is None:  # a rotating token: ask for the current one
-            token_entry = _proxy.header_entry(_wire.TOKEN_HEADER, self._token.current())
+        token = self._token_item or _proxy.header_item(_wire.TOKEN_HEADER, self._token.current())
+        put: tuple[_proxy.HeaderItem, ...]
         if frame is None:
-            _proxy.steer_headers(headers, (token_entry,), _DROP_TOKEN)
+            put, drop = (token,), _proxy.TOKEN_ONLY
         else:
-            put = () if frame.bypass else (token_entry,)  # bypass: no token at all
-            if frame.deps_entry is None:
-                _proxy.steer_headers(headers, put, _DROP_TOKEN)
+            put = () if frame.bypass else (token,)  # bypass: no token at all
+            if frame.deps_item is not None:
+                put, drop = (*put, frame.deps_item), _proxy.OUR_HEADERS
             else:
-                _proxy.steer_headers(headers, (*put, frame.deps_entry), _DROP_BOTH)
+                drop = _proxy.TOKEN_ONLY
+        response = await self._send(_proxy.outgoing(request, lib, put, drop), lib)
 
-        response = await self._inner.handle_async_request(request)
+        attempt = 1
+        while response.status_code in _proxy.ERROR_STATUSES:
+            error = await self._gateway_error(request, response, lib, token)
+            if not _proxy.should_raise(self._errors, request):
+                return cast(httpx.Response, _proxy.passthrough(request, response, lib, *error))
+            replay = self._replay(request, lib, error[1], attempt)
+            if replay is None:
+                raise error[1]
+            delay, body = replay
+            await async_sleep(delay)
+            attempt += 1
+            response = await self._send(_proxy.outgoing(request, lib, put, drop, body), lib)
 
-        if response.status_code in _proxy.ERROR_STATUSES:
-            return await self._gateway_error(request, response, token_entry[2].decode("ascii"))
         if frame is not None:
             frame.record(response.headers)  # parsed into a CacheStatus when the handle is read
         if self._stats is not None:
             self._stats.observe(_wire.parse_cache_status(response.headers.get(_wire.CACHE_HEADER)))
         if self._debug:
             _proxy.log_response(request, response)
-        return response
+        return cast(httpx.Response, response)
+
+    async def _send(self, request: Any, lib: ModuleType) -> Any:
+        inner = self._inner
+        if inner is None:
+            return await self._pool(lib).get().handle_async_request(request)
+        return await send_through(inner, self._inner_lib, request, lib)
+
+    def _pool(self, lib: ModuleType) -> AsyncPerLoop[Any]:
+        pools = self._pools.get(lib.__name__)
+        if pools is None:
+            if self._closed:
+                raise RuntimeError(
+                    f"{self!r} is closed (closed directly, by an HTTP client it owned, "
+                    "or by its CachecoreClient): make a new one"
+                )
+            http2 = self._http2
+            pools = self._pools.setdefault(
+                lib.__name__,
+                AsyncPerLoop(lambda: lib.AsyncHTTPTransport(http2=http2), _close_transport),
+            )
+        return pools
 
     async def _gateway_error(
-        self, request: httpx.Request, response: httpx.Response, token: str
-    ) -> httpx.Response:
+        self, request: Any, response: Any, lib: ModuleType, token: _proxy.HeaderItem
+    ) -> tuple[bytes, CachecoreAPIError]:
         try:
-            stream = response.stream  # raw bytes, even if the inner transport read them
-            assert isinstance(stream, httpx.AsyncByteStream)
-            raw = b"".join([chunk async for chunk in stream])
+            # The raw bytes (still content-encoded), even if the inner transport read them.
+            raw = b"".join([chunk async for chunk in cast(AsyncIterable[bytes], response.stream)])
         finally:
             await response.aclose()
-        error = _proxy.gateway_error(request, response.status_code, response.headers, raw, token)
         if self._debug:
             _proxy.log_response(request, response)
-        if _proxy.should_raise(self._errors, request):
-            raise error
-        return _proxy.passthrough(request, response, raw, error)
+        return raw, _proxy.gateway_error(request, response, lib, raw, token[1].decode("ascii"))
+
+    def _replay(
+        self, request: Any, lib: ModuleType, error: CachecoreAPIError, attempt: int
+    ) -> tuple[float, Any] | None:
+        """``(delay, body)`` to retry a raised 429 with, or ``None`` to raise it now.
+
+        openai 1.x/2.x retry what they get (the 429 returned, or the raised error,
+        as a connection error): a retry here would multiply theirs.
+        """
+        if not isinstance(error, CachecoreRateLimitError) or _proxy.sdk_retries(request):
+            return None
+        delay = self._retry.delay(error, attempt)
+        if delay is None:
+            return None
+        body = _proxy.replayable_body(request, lib)
+        return None if body is None else (delay, body)
+
+    # -- lifecycle ---------------------------------------------------------------------
 
     async def aclose(self) -> None:
-        if self._owns_inner:
+        """Close the inner transport (when this transport owns it) and the default pools."""
+        if self._owns_inner and self._inner is not None:
             await self._inner.aclose()
+        await self._close_pools()
+
+    async def _close_pools(self) -> None:
+        self._closed = True
+        for pools in list(self._pools.values()):
+            await pools.aclose()
+
+    async def __aenter__(self) -> AsyncCachecoreTransport:
+        if self._owns_inner and self._inner is not None:
+            await self._inner.__aenter__()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None = None,
+        exc_value: BaseException | None = None,
+        traceback: TracebackType | None = None,
+    ) -> None:
+        if self._owns_inner and self._inner is not None:
+            await self._inner.__aexit__(exc_type, exc_value, traceback)
+        await self._close_pools()
 
     def __repr__(self) -> str:
-        origin = self._origin
-        where = f"{origin.scheme}://{origin.host}:{origin.port}" if origin else "any origin"
+        where = str(self._origin) if self._origin is not None else "any origin"
         return f"{type(self).__name__}(gateway={where!r})"
+
+
+class AsyncSharedCachecoreTransport(AsyncCachecoreTransport):
+    """``CachecoreClient.transport``: shared by every HTTP client built on it.
+
+    An httpx client closes its transport when it is closed or leaves
+    ``async with``; one client closing must not break ``cc`` nor the other
+    clients on the same transport. So ``aclose`` and ``async with`` do nothing
+    here, and ``cc.aclose()`` calls ``shutdown()``. An ``inner_transport`` given
+    to the client is borrowed: whoever made it closes it.
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._owns_inner = False
+
+    async def aclose(self) -> None:
+        """Nothing: ``cc.aclose()`` closes the shared transport."""
+
+    async def __aenter__(self) -> AsyncSharedCachecoreTransport:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None = None,
+        exc_value: BaseException | None = None,
+        traceback: TracebackType | None = None,
+    ) -> None:
+        """Nothing: ``cc.aclose()`` closes the shared transport."""
+
+    async def shutdown(self) -> None:
+        """Close the pools this transport opened (called by ``cc.aclose()``)."""
+        await super().aclose()
+
+
+async def send_through(
+    inner: Any, inner_lib: ModuleType | None, request: Any, lib: ModuleType
+) -> Any:
+    """Hand ``request`` (of ``lib``) to ``inner``, bridging libraries where they differ."""
+    if inner_lib is None or inner_lib is lib:
+        return await inner.handle_async_request(request)
+    try:
+        response = await inner.handle_async_request(_httplib.bridge_request(request, inner_lib))
+    except inner_lib.RequestError as exc:
+        raise _httplib.translate_error(exc, lib, request) from exc
+    return _httplib.bridge_response(response, lib, request)
+
+
+async def _close_transport(transport: Any) -> None:
+    await transport.aclose()

@@ -17,8 +17,8 @@ from types import TracebackType
 
 import httpx
 
-from .. import _management, _proxy, _wire
-from .._concurrency import SyncWorkerPool, sync_sleep
+from .. import _httplib, _management, _proxy, _wire
+from .._concurrency import SyncPerLoop, SyncWorkerPool, sync_sleep
 from .._config import (
     DEFAULT_MAX_CONCURRENCY,
     DEFAULT_MAX_RETRIES,
@@ -40,7 +40,7 @@ from .._models import CacheStats, Dep, InvalidateResult
 from .._retry import RetryPolicy
 from .._tokens import TokenInfo
 from ..errors import CachecoreError
-from ._transport import SyncCachecoreTransport
+from ._transport import SyncCachecoreTransport, SyncSharedCachecoreTransport, send_through
 
 __all__ = ["SyncCachecoreClient"]
 
@@ -94,37 +94,44 @@ class SyncCachecoreClient:
         self._pool = SyncWorkerPool(concurrency)
         self._stats = _proxy.StatsRecorder() if collect_stats else None
         use_http2 = check_http2(http2)
-        self._transport = SyncCachecoreTransport(
+        self._transport = SyncSharedCachecoreTransport(
             gateway_url=self._url,
             tenant_jwt=self._token,
             inner_transport=inner_transport,
             http2=use_http2,
-            gateway_errors=check_gateway_errors(gateway_errors),  # type: ignore[arg-type]
+            gateway_errors=check_gateway_errors(gateway_errors),
+            retry_policy=self._retry,
             stats=self._stats,
             debug=debug,
         )
+        timeout_ = check_timeout(timeout)
+
         # Invalidations go through several small pools rather than one large one:
         # httpcore's pool bookkeeping costs grow with its size, and one pool of 32
         # connections spends 4x the CPU per request of eight pools of 4
         # (docs/performance.md, benchmark 2). A caller's transport is used as is.
-        transports: list[httpx.BaseTransport]
-        if inner_transport is None:
-            limits = httpx.Limits(
-                max_connections=POOL_CONNECTIONS, max_keepalive_connections=POOL_CONNECTIONS
-            )
-            shards = -(-concurrency // POOL_CONNECTIONS)
-            transports = [
-                httpx.HTTPTransport(limits=limits, http2=use_http2) for _ in range(shards)
+        # They are made on first use in each event loop (see AsyncPerLoop).
+        def make_pools() -> list[httpx.Client]:
+            transports: list[httpx.BaseTransport]
+            if inner_transport is None:
+                limits = httpx.Limits(
+                    max_connections=POOL_CONNECTIONS, max_keepalive_connections=POOL_CONNECTIONS
+                )
+                shards = -(-concurrency // POOL_CONNECTIONS)
+                transports = [
+                    httpx.HTTPTransport(limits=limits, http2=use_http2) for _ in range(shards)
+                ]
+            else:
+                transports = [_Borrowed(inner_transport)]
+            return [
+                httpx.Client(
+                    base_url=self._url, timeout=timeout_, transport=t, follow_redirects=False
+                )
+                for t in transports
             ]
-        else:
-            transports = [_Borrowed(inner_transport)]
-        timeout_ = check_timeout(timeout)
-        self._pools = [
-            httpx.Client(
-                base_url=self._url, timeout=timeout_, transport=t, follow_redirects=False
-            )
-            for t in transports
-        ]
+
+        self._pools = SyncPerLoop(make_pools, _aclose_all)
+        self._closed = False
         self._turn = itertools.count()
 
     # -- what users plug in and read ------------------------------------------------
@@ -202,7 +209,8 @@ class SyncCachecoreClient:
             attempt += 1
             token = self._token.current()
             try:
-                http = self._pools[next(self._turn) % len(self._pools)]
+                pools = self._pools.get()
+                http = pools[next(self._turn) % len(pools)]
                 response = http.post(
                     _wire.INVALIDATE_PATH.lstrip("/"),
                     json=body,
@@ -223,15 +231,15 @@ class SyncCachecoreClient:
     # -- lifecycle ------------------------------------------------------------------
 
     def close(self) -> None:
-        """Close the connection pools this client opened."""
-        for pool in self._pools:
-            pool.close()
-        self._transport.close()
+        """Close the connection pools this client opened (not an ``inner_transport`` it was given)."""
+        self._closed = True
+        self._pools.close()
+        self._transport.shutdown()
 
     @property
     def is_closed(self) -> bool:
         """True once the client has been closed."""
-        return all(pool.is_closed for pool in self._pools)
+        return self._closed
 
     def __enter__(self) -> SyncCachecoreClient:
         return self
@@ -251,13 +259,23 @@ class SyncCachecoreClient:
 
 
 class _Borrowed(httpx.BaseTransport):
-    """A caller's transport used for management calls, left open for its owner to close."""
+    """A caller's transport used for invalidations, left open for its owner to close.
+
+    Invalidations are httpx requests; an httpx2 inner transport gets them bridged.
+    """
 
     def __init__(self, inner: httpx.BaseTransport) -> None:
         self._inner = inner
+        self._lib = _httplib.library_of_transport(inner)
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
-        return self._inner.handle_request(request)
+        response: httpx.Response = send_through(self._inner, self._lib, request, httpx)
+        return response
 
     def close(self) -> None:
         pass
+
+
+def _aclose_all(clients: list[httpx.Client]) -> None:
+    for client in clients:
+        client.close()
