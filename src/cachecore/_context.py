@@ -107,12 +107,8 @@ class _Frame:
         self.deps_header = (
             _wire.encode_deps((d.dep_id, d.expected_hash) for d in deps) if deps else None
         )
-        # The header as a raw (name, value) pair, encoded once here rather than per request.
-        self.deps_item = (
-            None
-            if self.deps_header is None
-            else (_wire.DEPS_HEADER.encode("ascii"), self.deps_header.encode("ascii"))
-        )
+        # The header to set, encoded once here rather than per request.
+        self.deps_item = None if self.deps_header is None else (_wire.DEPS_HEADER, self.deps_header)
 
     def record(self, status: CacheStatus | Any) -> None:
         """Record a response's status in this block's handle and every enclosing open one.

@@ -22,18 +22,13 @@ GatewayErrors = Literal["auto", "raise", "return"]
 #: Gateway answers on a proxied call that become typed errors.
 ERROR_STATUSES = frozenset({401, 403, 429})
 
-#: A header as a raw ``(name, value)`` pair, as ``headers.raw`` lists them.
-HeaderItem = tuple[bytes, bytes]
+#: A header to set: ``(name, value)``, the value checked ASCII and encoded once per context.
+HeaderItem = tuple[str, str]
 
-#: Lower-cased names of the headers only the transport may set.
-OUR_HEADERS = frozenset(
-    {_wire.TOKEN_HEADER_LC.encode("ascii"), _wire.DEPS_HEADER_LC.encode("ascii")}
-)
-TOKEN_ONLY = frozenset({_wire.TOKEN_HEADER_LC.encode("ascii")})
-
-
-def header_item(name: str, value: str) -> HeaderItem:
-    return (name.encode("ascii"), value.encode("ascii"))
+#: The headers only the transport may set.
+OUR_HEADERS = (_wire.TOKEN_HEADER, _wire.DEPS_HEADER)
+TOKEN_ONLY = (_wire.TOKEN_HEADER,)
+NOTHING: tuple[str, ...] = ()
 
 
 def carries_ours(request: Any) -> bool:
@@ -46,22 +41,28 @@ def outgoing(
     request: Any,
     lib: ModuleType,
     put: tuple[HeaderItem, ...],
-    drop: frozenset[bytes],
+    drop: tuple[str, ...],
     stream: Any = None,
 ) -> Any:
-    """A copy of ``request`` (a ``lib.Request``) without the ``drop`` headers, plus ``put``.
+    """A copy of ``request`` (a ``lib.Request``) with ``put`` set and ``drop`` removed.
 
     The caller's request is never written into: httpx copies its headers onto
     redirects, shows it to event hooks and as ``response.request``, so our
     headers go only on this copy, which only the inner transport sees. Same
     method, URL, body stream (or ``stream``, for a replay) and extensions.
+    Setting a header replaces any value the caller gave it, so only names not
+    in ``put`` need dropping.
     """
-    items = [item for item in request.headers.raw if item[0].lower() not in drop]
-    items.extend(put)
+    headers = lib.Headers(request.headers)
+    for name in drop:
+        if name in headers:
+            del headers[name]
+    for name, value in put:
+        headers[name] = value
     return lib.Request(
         request.method,
         request.url,
-        headers=items,
+        headers=headers,
         stream=request.stream if stream is None else stream,
         extensions=request.extensions,
     )

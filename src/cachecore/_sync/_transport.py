@@ -94,8 +94,8 @@ class SyncCachecoreTransport(httpx.BaseTransport):
         self._stats = stats
         self._debug = debug
         static = self._token.static
-        self._token_item = (
-            None if static is None else _proxy.header_item(_wire.TOKEN_HEADER, static)
+        self._token_item: _proxy.HeaderItem | None = (
+            None if static is None else (_wire.TOKEN_HEADER, static)
         )
 
     # -- one request ------------------------------------------------------------------
@@ -110,16 +110,17 @@ class SyncCachecoreTransport(httpx.BaseTransport):
             return cast(httpx.Response, self._send(request, lib))
 
         frame = current_frame()
-        token = self._token_item or _proxy.header_item(_wire.TOKEN_HEADER, self._token.current())
+        token = self._token_item or (_wire.TOKEN_HEADER, self._token.current())
         put: tuple[_proxy.HeaderItem, ...]
+        drop = _proxy.NOTHING
         if frame is None:
-            put, drop = (token,), _proxy.TOKEN_ONLY
+            put = (token,)
+        elif frame.bypass:  # no token at all
+            put, drop = (), _proxy.TOKEN_ONLY
         else:
-            put = () if frame.bypass else (token,)  # bypass: no token at all
-            if frame.deps_item is not None:
-                put, drop = (*put, frame.deps_item), _proxy.OUR_HEADERS
-            else:
-                drop = _proxy.TOKEN_ONLY
+            put = (token,)
+        if frame is not None and frame.deps_item is not None:
+            put = (*put, frame.deps_item)
         response = self._send(_proxy.outgoing(request, lib, put, drop), lib)
 
         attempt = 1
@@ -174,7 +175,7 @@ class SyncCachecoreTransport(httpx.BaseTransport):
             response.close()
         if self._debug:
             _proxy.log_response(request, response)
-        return raw, _proxy.gateway_error(request, response, lib, raw, token[1].decode("ascii"))
+        return raw, _proxy.gateway_error(request, response, lib, raw, token[1])
 
     def _replay(
         self, request: Any, lib: ModuleType, error: CachecoreAPIError, attempt: int
