@@ -352,6 +352,20 @@ def test_raised_429_gives_up_after_max_retries() -> None:
     assert len(gw.requests) == 3
 
 
+def test_a_retry_after_above_the_maximum_is_raised_at_once() -> None:
+    # openai does the same above its own maximum (2 min): retrying sooner than the
+    # gateway asked would be refused again; the caller decides whether to wait.
+    gw = Scripted(httpx, (429, {"Retry-After": "121"}))
+    with (
+        SyncCachecoreClient(GATEWAY, TOKEN, inner_transport=gw.transport()) as cc,
+        httpx.Client(transport=cc.transport) as http,
+    ):
+        with pytest.raises(CachecoreRateLimitError) as caught:
+            http.post(CHAT, json=BODY)
+    assert caught.value.retry_after == 121
+    assert len(gw.requests) == 1
+
+
 def test_no_transport_retry_under_sdks_that_retry_themselves() -> None:
     gw = Scripted(httpx, (429, {"Retry-After": "0"}))
     cc = SyncCachecoreClient(GATEWAY, TOKEN, inner_transport=gw.transport(), gateway_errors="raise")

@@ -183,9 +183,14 @@ class SyncCachecoreTransport(httpx.BaseTransport):
         """``(delay, body)`` to retry a raised 429 with, or ``None`` to raise it now.
 
         openai 1.x/2.x retry what they get (the 429 returned, or the raised error,
-        as a connection error): a retry here would multiply theirs.
+        as a connection error): a retry here would multiply theirs. A
+        ``Retry-After`` above ``RetryPolicy.max_retry_after`` is raised at once, as
+        openai does above its own maximum: retrying sooner than the gateway asked
+        would only be refused again, and the caller should decide whether to wait.
         """
         if not isinstance(error, CachecoreRateLimitError) or _proxy.sdk_retries(request):
+            return None
+        if error.retry_after is not None and error.retry_after > self._retry.max_retry_after:
             return None
         delay = self._retry.delay(error, attempt)
         if delay is None:
