@@ -1,5 +1,6 @@
 """Sessions: ``nox`` runs lint, the test suite on every installed Python, the
-end-to-end tests against openai 1.x and 2.x, and the strict docs build. ``nox -s bench``, ``fuzz``
+end-to-end tests against openai 1.x and 2.x, the strict docs build, and the peer
+suites (httpx's and openai's own tests through our transport). ``nox -s bench``, ``fuzz``
 and ``codegen`` are on demand.
 """
 
@@ -13,7 +14,7 @@ import sys
 import nox
 
 nox.options.default_venv_backend = "venv"
-nox.options.sessions = ["lint", "tests", "openai_compat", "docs"]
+nox.options.sessions = ["lint", "tests", "openai_compat", "docs", "peers"]
 nox.options.error_on_missing_interpreters = False
 
 SUPPORTED = ["3.10", "3.11", "3.12", "3.13"]
@@ -107,3 +108,15 @@ def fuzz(session: nox.Session) -> None:
         *session.posargs,
         env={"CACHECORE_FUZZ_EXAMPLES": examples},
     )
+
+
+@nox.session(python=DEFAULT_PYTHON)
+@nox.parametrize("suite", ["httpx", "openai2", "openai3"])
+def peers(session: nox.Session, suite: str) -> None:
+    """httpx's and openai's own test suites, plain and with every client through our transport.
+
+    Fails on a test that passes plain and fails wrapped (peers/allowlist.py aside);
+    see peers/README.md. ``nox -s "peers(suite='httpx')"`` runs one suite.
+    """
+    session.install("-r", f"peers/requirements/{suite}.txt", "-e", ".")
+    session.run("python", "peers/run.py", suite, *session.posargs)

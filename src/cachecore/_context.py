@@ -12,8 +12,12 @@ be closed from another thread or task: a plain ``ContextVar.reset`` would then
 raise ``ValueError`` and leave the frame in force where it was set. So a block's
 exit never resets: it marks its frame closed, and points the variable back at
 the nearest open enclosing frame when it is still the current one. Readers skip
-closed frames. A block's settings therefore end with the block wherever it ends,
-and its exit never raises.
+closed frames. A frame nested in a block that has ended (an outer block that
+exited while a generator's inner block stays suspended) drops what it inherited
+from it: each frame keeps its own deps and bypass, and its combined settings are
+recomputed from its open ancestors whenever a block has closed since they were
+last checked (one integer comparison per request otherwise). A block's settings
+therefore end with the block wherever it ends, and its exit never raises.
 """
 
 from __future__ import annotations
@@ -92,23 +96,68 @@ class RequestHandle:
 
 
 class _Frame:
-    """One active ``request_context`` block, linked to the one it is nested in."""
+    """One active ``request_context`` block, linked to the one it is nested in.
 
-    __slots__ = ("bypass", "closed", "deps", "deps_header", "deps_item", "handle", "parent")
+    ``own_deps``/``own_bypass`` are what the block declared; ``deps``/``bypass``
+    and the encoded header combine them with every open enclosing block, as of
+    ``generation`` (see ``current_frame``).
+    """
+
+    __slots__ = (
+        "bypass",
+        "closed",
+        "deps",
+        "deps_header",
+        "deps_item",
+        "generation",
+        "handle",
+        "own_bypass",
+        "own_deps",
+        "parent",
+    )
 
     def __init__(
-        self, deps: tuple[Dep, ...], bypass: bool, handle: RequestHandle, parent: _Frame | None
+        self,
+        own_deps: tuple[Dep, ...],
+        own_bypass: bool,
+        handle: RequestHandle,
+        parent: _Frame | None,
     ) -> None:
-        self.deps = deps
-        self.bypass = bypass
+        self.own_deps = own_deps
+        self.own_bypass = own_bypass
         self.handle = handle
         self.parent = parent
         self.closed = False
-        self.deps_header = (
-            _wire.encode_deps((d.dep_id, d.expected_hash) for d in deps) if deps else None
-        )
-        # The header to set, encoded once here rather than per request.
-        self.deps_item = None if self.deps_header is None else (_wire.DEPS_HEADER, self.deps_header)
+        self.deps: tuple[Dep, ...] = ()
+        self.bypass = False
+        self.deps_header: str | None = None
+        self.deps_item: tuple[str, str] | None = None
+        self.generation = -1
+        self.combine()
+
+    def combine(self) -> None:
+        """Recompute the settings from this block and its open enclosing blocks."""
+        generation = _generation  # read first: a block closing meanwhile makes this stale
+        chain = []
+        frame: _Frame | None = self
+        while frame is not None:
+            if not frame.closed:
+                chain.append(frame)
+            frame = frame.parent
+        chain.reverse()
+        # Nested blocks combine: outer deps first, no duplicates; bypass sticks. A
+        # block on its own sends its deps as declared.
+        if len(chain) == 1:
+            deps = self.own_deps
+        else:
+            deps = tuple(dict.fromkeys(d for f in chain for d in f.own_deps))
+        header = _wire.encode_deps((d.dep_id, d.expected_hash) for d in deps) if deps else None
+        self.deps = deps
+        self.bypass = any(f.own_bypass for f in chain)
+        self.deps_header = header
+        # The header to set, encoded here rather than per request.
+        self.deps_item = None if header is None else (_wire.DEPS_HEADER, header)
+        self.generation = generation
 
     def record(self, status: CacheStatus | Any) -> None:
         """Record a response's status in this block's handle and every enclosing open one.
@@ -130,12 +179,19 @@ def _open(frame: _Frame | None) -> _Frame | None:
 
 _current: ContextVar[_Frame | None] = ContextVar("cachecore_request_context", default=None)
 
+#: How many blocks have closed so far; a frame whose ``generation`` differs may
+#: have inherited settings from a block that has ended since.
+_generation = 0
+
 
 def current_frame() -> _Frame | None:
     """The innermost open frame in this thread/task, or ``None``."""
     frame = _current.get()
-    if frame is not None and frame.closed:
-        return _open(frame)
+    if frame is None or frame.generation == _generation:
+        return frame
+    frame = _open(frame)
+    if frame is not None and frame.generation != _generation:
+        frame.combine()
     return frame
 
 
@@ -182,17 +238,12 @@ class RequestContext:
         if self._frame is not None:
             raise RuntimeError("this request_context is already active; create a new one")
         parent = current_frame()
-        deps = self._deps
-        bypass = self._bypass
-        if parent is not None:
-            # Nested blocks combine: outer deps first, no duplicates; bypass sticks.
-            deps = tuple(dict.fromkeys(parent.deps + deps))
-            bypass = bypass or parent.bypass
-        handle = RequestHandle(deps, bypass)
-        frame = _Frame(deps, bypass, handle, parent)
+        handle = RequestHandle((), False)
+        frame = _Frame(self._deps, self._bypass, handle, parent)
+        handle.deps, handle.bypass = frame.deps, frame.bypass
         if frame.deps_header is not None and len(frame.deps_header) > _wire.MAX_DEPS_HEADER_BYTES:
             raise CachecoreConfigError(
-                f"{len(deps)} deps encode to {len(frame.deps_header)} bytes, over the "
+                f"{len(frame.deps)} deps encode to {len(frame.deps_header)} bytes, over the "
                 f"{_wire.MAX_DEPS_HEADER_BYTES}-byte limit of the {_wire.DEPS_HEADER} header: "
                 "declare fewer or coarser dependencies (e.g. table:products instead of one per row)"
             )
@@ -209,9 +260,11 @@ class RequestContext:
         # Never ``_current.reset(token)``: that raises when the block is closed from
         # another thread or task (a generator), and would leave the frame in force
         # where it was set. See the module docstring.
+        global _generation
         frame, self._frame = self._frame, None
         if frame is None:
             return
         frame.closed = True
+        _generation += 1
         if _current.get() is frame:
             _current.set(_open(frame.parent))

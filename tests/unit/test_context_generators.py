@@ -114,19 +114,53 @@ def test_streaming_body_advanced_from_worker_threads_in_copied_contexts() -> Non
     assert rec.deps == [[("doc:stream", "v1")], None, None]
 
 
-def test_nested_blocks_closed_out_of_order_keep_the_open_ones() -> None:
+def test_nested_blocks_closed_out_of_order_keep_only_the_open_ones() -> None:
     rec, cc, http = sync_setup()
     outer = cc.request_context(deps=[Dep("doc:outer")])
     inner = cc.request_context(deps=[Dep("doc:inner")])
     outer.__enter__()
     inner.__enter__()
-    outer.__exit__(None, None, None)  # out of order: the inner block is still open
     http.post(CHAT)
+    outer.__exit__(None, None, None)  # out of order: the inner block is still open
+    http.post(CHAT)  # the outer block has ended: its dep must not ride on the inner one
     inner.__exit__(None, None, None)
     http.post(CHAT)
     http.close()
     cc.close()
-    assert rec.deps == [[("doc:outer", "v1"), ("doc:inner", "v1")], None]
+    assert rec.deps == [
+        [("doc:outer", "v1"), ("doc:inner", "v1")],
+        [("doc:inner", "v1")],
+        None,
+    ]
+
+
+def test_an_ended_outer_block_does_not_live_on_in_a_suspended_generator() -> None:
+    rec = Recorder()
+    sent_tokens: list[str | None] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        sent_tokens.append(request.headers.get(_wire.TOKEN_HEADER))
+        return rec(request)
+
+    cc = SyncCachecoreClient(GATEWAY, TOKEN, inner_transport=httpx.MockTransport(handler))
+    http = httpx.Client(transport=cc.transport)
+
+    def steps() -> Iterator[None]:
+        with cc.request_context(deps=[Dep("doc:gen")]):
+            yield
+            yield
+
+    with cc.request_context(deps=[Dep("doc:outer")], bypass=True):
+        gen = steps()
+        next(gen)  # the generator's block opens inside the bypassed outer one
+        http.post(CHAT)
+    http.post(CHAT)  # the outer block ended: no bypass, no doc:outer
+    gen.close()
+    http.post(CHAT)
+    http.close()
+    cc.close()
+    assert sent_tokens == [None, TOKEN, TOKEN]
+    assert rec.deps == [[("doc:outer", "v1"), ("doc:gen", "v1")], [("doc:gen", "v1")], None]
 
 
 @pytest.mark.anyio
