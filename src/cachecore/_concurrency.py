@@ -133,6 +133,8 @@ class AsyncPerLoop(Generic[T]):
 
     def get(self) -> T:
         """The ``T`` of the running loop, made (and watched) on its first use there."""
+        if self._closed:
+            raise RuntimeError("this Cachecore client (or transport) is closed")
         loop = _running_loop()
         entry = self._items.get(loop)
         if entry is not None:
@@ -140,11 +142,20 @@ class AsyncPerLoop(Generic[T]):
         with self._lock:
             if self._closed:
                 raise RuntimeError("this Cachecore client (or transport) is closed")
-            for gone in [k for k in self._items if _loop_is_closed(k)]:
-                del self._items[gone]  # its loop ended without cancelling us: nothing to await
+            self._forget_closed_loops()
             item = self._make()
             self._items[loop] = (item, self._watch(loop, item))
         return item
+
+    def _forget_closed_loops(self) -> None:
+        """Drop what belongs to loops closed without cancelling our watchers (under the lock).
+
+        Nothing can be awaited on a closed loop: its pool's sockets are left to the
+        garbage collector, which may warn about them. ``asyncio.run`` never does this.
+        """
+        for gone in [k for k in self._items if _loop_is_closed(k)]:
+            del self._items[gone]
+        self._tasks.difference_update([t for t in self._tasks if t.get_loop().is_closed()])
 
     def _watch(self, loop: Any, item: T) -> Callable[[], object]:
         """Start the watcher of ``item`` on ``loop``; return what stops it quietly."""
@@ -202,8 +213,7 @@ class AsyncPerLoop(Generic[T]):
         with self._lock:
             self._closed = True
             entry = self._items.pop(loop, None)
-            for gone in [k for k in self._items if _loop_is_closed(k)]:
-                del self._items[gone]
+            self._forget_closed_loops()
         if entry is not None:
             item, stop = entry
             stop()

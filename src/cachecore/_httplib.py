@@ -39,8 +39,10 @@ import httpx
 __all__ = [
     "bridge_request",
     "bridge_response",
+    "decoded_response",
     "library_of",
     "library_of_transport",
+    "read_body",
     "translate_error",
 ]
 
@@ -93,13 +95,15 @@ def translate_error(exc: Exception, to: ModuleType, request: Any) -> Exception:
     """``exc``, an error of the other library, as ``to``'s class of the same name.
 
     Transport errors (``ConnectError``, ``ReadTimeout``, …) exist under the same
-    names in both libraries; anything else is returned unchanged.
+    names in both libraries; a subclass of one (a custom transport's own error)
+    becomes the nearest class ``to`` has. Anything else is returned unchanged.
     """
-    cls = getattr(to, type(exc).__name__, None)
-    if isinstance(cls, type) and issubclass(cls, to.RequestError):
-        new: Exception = cls(str(exc), request=request)
-        new.__cause__ = exc
-        return new
+    for base in type(exc).__mro__:
+        cls = getattr(to, base.__name__, None)
+        if isinstance(cls, type) and issubclass(cls, to.RequestError):
+            new: Exception = cls(str(exc), request=request)
+            new.__cause__ = exc
+            return new
     return exc
 
 
@@ -172,13 +176,47 @@ def bridge_request(request: Any, to: ModuleType) -> Any:
     )
 
 
+#: Headers that describe the body on the wire, wrong for a body already decoded.
+_WIRE_HEADERS = frozenset({b"content-encoding", b"content-length", b"transfer-encoding"})
+
+
+def read_body(response: Any) -> bytes | None:
+    """The decoded body if whoever produced ``response`` already read it, else ``None``.
+
+    An inner transport may read the response before returning it (to log it, or
+    a test double). Its stream is then spent, its connection back in the pool:
+    iterating it again would wait for a read timeout. ``content`` is the public
+    way to tell, and the only copy of the body left.
+    """
+    lib = _library(response, "Response")
+    if lib is None:
+        return None
+    try:
+        content: bytes = response.content
+    except lib.ResponseNotRead:
+        return None
+    return content
+
+
+def decoded_response(response: Any, to: ModuleType, body: bytes) -> Any:
+    """A ``to.Response`` with ``response``'s status and headers and an already decoded ``body``."""
+    headers = [(k, v) for k, v in response.headers.raw if k.lower() not in _WIRE_HEADERS]
+    return to.Response(
+        response.status_code, headers=headers, content=body, extensions=response.extensions
+    )
+
+
 def bridge_response(response: Any, to: ModuleType, request: Any) -> Any:
     """``response`` (from the inner transport's library) rebuilt as a ``to.Response``.
 
-    The body is not read: chunks pass through as the caller reads them.
+    The body is not read: chunks pass through as the caller reads them (unless
+    the inner transport had read it already: then its bytes are handed over).
     """
     if isinstance(response, to.Response):
         return response
+    body = read_body(response)
+    if body is not None:
+        return decoded_response(response, to, body)
     return to.Response(
         response.status_code,
         headers=response.headers.raw,

@@ -71,8 +71,9 @@ def outgoing(
 def replayable_body(request: Any, lib: ModuleType) -> Any:
     """A fresh stream of the request's body for a retry, or ``None`` if it cannot be replayed.
 
-    A body given as bytes (what the LLM SDKs send) is held by the request; a
-    streamed body (a generator) was consumed by the first attempt.
+    A body given as bytes (what the LLM SDKs send for JSON) is held by the
+    request; a streamed body (a generator, a multipart upload) was consumed by
+    the first attempt, and replaying a file could send it truncated.
     """
     try:
         content = request.content

@@ -2,8 +2,9 @@
 
 Both twins ask ``RetryPolicy.delay`` and differ only in how they sleep.
 Retried: connection errors, timeouts, 429 (honouring ``Retry-After``, capped)
-and 502/503/504, with jittered exponential backoff. Proxied LLM calls are
-never retried here: the LLM SDK owns that.
+and 502/503/504, with jittered exponential backoff. Proxied LLM calls use it
+only for a 429 the transport raises (see ``AsyncCachecoreTransport._retry_delay``):
+otherwise the LLM SDK owns their retries.
 """
 
 from __future__ import annotations

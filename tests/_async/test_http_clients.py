@@ -383,6 +383,103 @@ async def test_a_streamed_body_is_not_replayed() -> None:
         CachecoreClient(GATEWAY, TOKEN, inner_transport=gw.transport()) as cc,
         httpx.AsyncClient(transport=cc.transport) as http,
     ):
-        with pytest.raises(CachecoreRateLimitError):
-            await http.post(CHAT, content=upload())
+        response = await http.post(CHAT, content=upload())
+    assert response.status_code == 429, "handed back: only the caller can make the body again"
     assert len(gw.requests) == 1
+
+
+async def test_an_upload_refused_with_429_is_handed_back_to_the_sdk() -> None:
+    # A multipart body cannot be replayed safely (a file may be read only once):
+    # in "auto" the SDK gets the 429 to retry, rebuilding the body as openai 3.x does.
+    gw = Scripted(httpx, (429, {"Retry-After": "0"}))
+    async with (
+        CachecoreClient(GATEWAY, TOKEN, inner_transport=gw.transport()) as cc,
+        httpx.AsyncClient(transport=cc.transport) as http,
+    ):
+        response = await http.post(CHAT, files={"file": ("a.txt", b"data")})
+    assert response.status_code == 429
+    assert isinstance(response.extensions[RESPONSE_ERROR_EXTENSION], CachecoreRateLimitError)
+    assert len(gw.requests) == 1
+
+
+async def test_an_upload_refused_with_429_is_raised_in_raise_mode() -> None:
+    gw = Scripted(httpx, (429, {"Retry-After": "0"}))
+    cc = CachecoreClient(GATEWAY, TOKEN, inner_transport=gw.transport(), gateway_errors="raise")
+    async with cc, httpx.AsyncClient(transport=cc.transport) as http:
+        with pytest.raises(CachecoreRateLimitError):
+            await http.post(CHAT, files={"file": ("a.txt", b"data")})
+    assert len(gw.requests) == 1
+
+
+# -- an inner transport that reads the answer before returning it ---------------------
+
+
+def spent_stream(lib: ModuleType, body: bytes) -> Any:
+    """A body that can be read once, as a network stream: a second read would hang."""
+
+    class Once(lib.AsyncByteStream):  # type: ignore[name-defined, misc]
+        def __init__(self) -> None:
+            self.read = False
+
+        async def __aiter__(self) -> AsyncIterator[bytes]:
+            assert not self.read, "read twice: on a real connection this waits for a timeout"
+            self.read = True
+            yield body
+
+    return Once()
+
+
+@pytest.mark.parametrize("status", [200, 401])
+@pytest.mark.parametrize("pair", PAIRS, ids=pair_ids)
+async def test_an_answer_the_inner_transport_already_read_is_handed_on(
+    pair: tuple[ModuleType, ModuleType], status: int
+) -> None:
+    lib, inner_lib = pair
+    body = json.dumps({"error": {"message": "no"}} if status == 401 else chat_completion())
+
+    class Reading(inner_lib.AsyncBaseTransport):  # type: ignore[name-defined, misc]
+        async def handle_async_request(self, request: Any) -> Any:
+            response = inner_lib.Response(
+                status,
+                headers={"content-type": "application/json"},
+                stream=spent_stream(inner_lib, body.encode()),
+            )
+            await response.aread()  # logging it, say
+            return response
+
+    cc = CachecoreClient(GATEWAY, TOKEN, inner_transport=Reading(), gateway_errors="return")
+    async with cc, client_of(lib, cc.transport) as http:
+        response = await http.post(CHAT, json=BODY)
+    assert response.status_code == status
+    assert response.json() == json.loads(body)
+
+
+# -- closed means closed; any transport shape is forwarded to ----------------------------
+
+
+async def test_a_closed_client_refuses_requests_also_over_an_inner_transport() -> None:
+    gw = Scripted(httpx)
+    cc = CachecoreClient(GATEWAY, TOKEN, inner_transport=gw.transport())
+    await cc.aclose()
+    async with httpx.AsyncClient(transport=cc.transport) as http:
+        with pytest.raises(RuntimeError, match="closed"):
+            await http.get(f"{GATEWAY}/health")
+    assert gw.requests == []
+
+
+async def test_an_inner_transport_without_base_class_is_closed_on_exit() -> None:
+    closed: list[bool] = []
+
+    class Bare:  # only what a transport must have
+        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+            return httpx.Response(200, headers={_wire.CACHE_HEADER: "MISS"}, json={})
+
+        async def aclose(self) -> None:
+            closed.append(True)
+
+    transport = AsyncCachecoreTransport(
+        gateway_url=GATEWAY, tenant_jwt=TOKEN, inner_transport=Bare()
+    )
+    async with httpx.AsyncClient(transport=transport) as http:
+        assert (await http.get(f"{GATEWAY}/health")).status_code == 200
+    assert closed == [True]

@@ -17,6 +17,7 @@ import httpx
 import trio
 
 from cachecore import CachecoreClient, Dep
+from cachecore._concurrency import AsyncPerLoop
 from cachecore.testing import GatewayConfig, ReferenceGateway, serve
 
 SECRET = "event-loops-secret"
@@ -82,3 +83,23 @@ def test_a_loop_closed_without_cleanup_only_costs_its_own_pool() -> None:
         loop.close()
         assert asyncio.run(health()) == 200
         asyncio.run(cc.aclose())
+
+
+def test_a_closed_loop_is_forgotten_at_the_next_use() -> None:
+    """Nothing of a loop closed without cleanup is kept once another loop uses the pools."""
+    pools: AsyncPerLoop[list[str]] = AsyncPerLoop(lambda: ["pool"], _no_close)
+
+    async def use() -> list[str]:
+        return pools.get()
+
+    loop = asyncio.new_event_loop()
+    first = loop.run_until_complete(use())
+    loop.close()
+    second = asyncio.run(use())
+    assert first is not second, "each loop gets its own"
+    assert pools._tasks == set(), "the closed loop's watcher task is not kept (nor its loop)"
+    assert list(pools._items) == [], "asyncio.run cancelled its own watcher"
+
+
+async def _no_close(item: object) -> None:
+    return None

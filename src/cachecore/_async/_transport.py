@@ -49,7 +49,7 @@ from .._config import (
 )
 from .._context import current_frame
 from .._retry import RetryPolicy
-from ..errors import CachecoreAPIError, CachecoreRateLimitError
+from ..errors import CachecoreAPIError, CachecoreConfigError, CachecoreRateLimitError
 
 __all__ = ["AsyncCachecoreTransport", "AsyncSharedCachecoreTransport"]
 
@@ -81,6 +81,12 @@ class AsyncCachecoreTransport(httpx.AsyncBaseTransport):
         self._token = (
             tenant_jwt if isinstance(tenant_jwt, TokenProvider) else TokenProvider(tenant_jwt)
         )
+        method = "handle_async_request"
+        if inner_transport is not None and not callable(getattr(inner_transport, method, None)):
+            raise CachecoreConfigError(
+                f"inner_transport must be a transport of this client's kind, with {method}(); "
+                f"got {type(inner_transport).__name__}"
+            )
         self._inner = inner_transport
         self._inner_lib = _httplib.library_of_transport(inner_transport)
         self._owns_inner = True
@@ -123,13 +129,19 @@ class AsyncCachecoreTransport(httpx.AsyncBaseTransport):
 
         attempt = 1
         while response.status_code in _proxy.ERROR_STATUSES:
-            error = await self._gateway_error(request, response, lib, token)
+            answer, raw, error = await self._gateway_error(request, response, lib, token)
             if not _proxy.should_raise(self._errors, request):
-                return cast(httpx.Response, _proxy.passthrough(request, response, lib, *error))
-            replay = self._replay(request, lib, error[1], attempt)
-            if replay is None:
-                raise error[1]
-            delay, body = replay
+                return cast(httpx.Response, _proxy.passthrough(request, answer, lib, raw, error))
+            delay = self._retry_delay(request, error, attempt)
+            if delay is None:
+                raise error
+            body = _proxy.replayable_body(request, lib)
+            if body is None:
+                if self._errors == "auto":  # an upload: the SDK rebuilds the body if it retries
+                    return cast(
+                        httpx.Response, _proxy.passthrough(request, answer, lib, raw, error)
+                    )
+                raise error
             await async_sleep(delay)
             attempt += 1
             response = await self._send(_proxy.outgoing(request, lib, put, drop, body), lib)
@@ -143,6 +155,11 @@ class AsyncCachecoreTransport(httpx.AsyncBaseTransport):
         return cast(httpx.Response, response)
 
     async def _send(self, request: Any, lib: ModuleType) -> Any:
+        if self._closed:
+            raise RuntimeError(
+                f"{self!r} is closed (closed directly, by an HTTP client it owned, "
+                "or by its CachecoreClient): make a new one"
+            )
         inner = self._inner
         if inner is None:
             return await self._pool(lib).get().handle_async_request(request)
@@ -151,11 +168,6 @@ class AsyncCachecoreTransport(httpx.AsyncBaseTransport):
     def _pool(self, lib: ModuleType) -> AsyncPerLoop[Any]:
         pools = self._pools.get(lib.__name__)
         if pools is None:
-            if self._closed:
-                raise RuntimeError(
-                    f"{self!r} is closed (closed directly, by an HTTP client it owned, "
-                    "or by its CachecoreClient): make a new one"
-                )
             http2 = self._http2
             pools = self._pools.setdefault(
                 lib.__name__,
@@ -165,43 +177,44 @@ class AsyncCachecoreTransport(httpx.AsyncBaseTransport):
 
     async def _gateway_error(
         self, request: Any, response: Any, lib: ModuleType, token: _proxy.HeaderItem
-    ) -> tuple[bytes, CachecoreAPIError]:
-        try:
-            # The raw bytes (still content-encoded), even if the inner transport read them.
-            raw = b"".join([chunk async for chunk in cast(AsyncIterable[bytes], response.stream)])
-        finally:
-            await response.aclose()
+    ) -> tuple[Any, bytes, CachecoreAPIError]:
+        """The answer to hand back (body read), its body, and the typed error it means."""
+        body = _httplib.read_body(response)
+        if body is not None:  # the inner transport read it: its stream is spent
+            response = _httplib.decoded_response(response, lib, body)
+        else:
+            try:
+                # The raw bytes, still content-encoded, as the headers say.
+                body = b"".join([c async for c in cast(AsyncIterable[bytes], response.stream)])
+            finally:
+                await response.aclose()
         if self._debug:
             _proxy.log_response(request, response)
-        return raw, _proxy.gateway_error(request, response, lib, raw, token[1])
+        return response, body, _proxy.gateway_error(request, response, lib, body, token[1])
 
-    def _replay(
-        self, request: Any, lib: ModuleType, error: CachecoreAPIError, attempt: int
-    ) -> tuple[float, Any] | None:
-        """``(delay, body)`` to retry a raised 429 with, or ``None`` to raise it now.
+    def _retry_delay(self, request: Any, error: CachecoreAPIError, attempt: int) -> float | None:
+        """Seconds to wait before retrying a raised 429, or ``None`` to raise it now.
 
         openai 1.x/2.x retry what they get (the 429 returned, or the raised error,
         as a connection error): a retry here would multiply theirs. A
         ``Retry-After`` above ``RetryPolicy.max_retry_after`` is raised at once, as
         openai does above its own maximum: retrying sooner than the gateway asked
         would only be refused again, and the caller should decide whether to wait.
+        A body that cannot be replayed (an upload, a generator) is the caller's
+        next question (``_proxy.replayable_body``).
         """
         if not isinstance(error, CachecoreRateLimitError) or _proxy.sdk_retries(request):
             return None
         if error.retry_after is not None and error.retry_after > self._retry.max_retry_after:
             return None
-        delay = self._retry.delay(error, attempt)
-        if delay is None:
-            return None
-        body = _proxy.replayable_body(request, lib)
-        return None if body is None else (delay, body)
+        return self._retry.delay(error, attempt)
 
     # -- lifecycle ---------------------------------------------------------------------
 
     async def aclose(self) -> None:
         """Close the inner transport (when this transport owns it) and the default pools."""
         if self._owns_inner and self._inner is not None:
-            await self._inner.aclose()
+            await self._inner.aclose()  # every transport has it (httpx's BaseTransport)
         await self._close_pools()
 
     async def _close_pools(self) -> None:
@@ -210,8 +223,11 @@ class AsyncCachecoreTransport(httpx.AsyncBaseTransport):
             await pools.aclose()
 
     async def __aenter__(self) -> AsyncCachecoreTransport:
-        if self._owns_inner and self._inner is not None:
-            await self._inner.__aenter__()
+        # getattr: an inner transport that only has handle_async_request and
+        # aclose (no base class) is accepted too.
+        enter = getattr(self._inner, "__aenter__", None) if self._owns_inner else None
+        if enter is not None:
+            await enter()
         return self
 
     async def __aexit__(
@@ -220,8 +236,11 @@ class AsyncCachecoreTransport(httpx.AsyncBaseTransport):
         exc_value: BaseException | None = None,
         traceback: TracebackType | None = None,
     ) -> None:
-        if self._owns_inner and self._inner is not None:
-            await self._inner.__aexit__(exc_type, exc_value, traceback)
+        exit_ = getattr(self._inner, "__aexit__", None) if self._owns_inner else None
+        if exit_ is not None:
+            await exit_(exc_type, exc_value, traceback)
+        elif self._owns_inner and self._inner is not None:
+            await self._inner.aclose()
         await self._close_pools()
 
     def __repr__(self) -> str:
@@ -271,7 +290,10 @@ async def send_through(
     try:
         response = await inner.handle_async_request(_httplib.bridge_request(request, inner_lib))
     except inner_lib.RequestError as exc:
-        raise _httplib.translate_error(exc, lib, request) from exc
+        translated = _httplib.translate_error(exc, lib, request)
+        if translated is exc:
+            raise
+        raise translated from exc
     return _httplib.bridge_response(response, lib, request)
 
 

@@ -51,7 +51,7 @@ from .._config import (
 )
 from .._context import current_frame
 from .._retry import RetryPolicy
-from ..errors import CachecoreAPIError, CachecoreRateLimitError
+from ..errors import CachecoreAPIError, CachecoreConfigError, CachecoreRateLimitError
 
 __all__ = ["SyncCachecoreTransport", "SyncSharedCachecoreTransport"]
 
@@ -83,6 +83,12 @@ class SyncCachecoreTransport(httpx.BaseTransport):
         self._token = (
             tenant_jwt if isinstance(tenant_jwt, TokenProvider) else TokenProvider(tenant_jwt)
         )
+        method = "handle_request"
+        if inner_transport is not None and not callable(getattr(inner_transport, method, None)):
+            raise CachecoreConfigError(
+                f"inner_transport must be a transport of this client's kind, with {method}(); "
+                f"got {type(inner_transport).__name__}"
+            )
         self._inner = inner_transport
         self._inner_lib = _httplib.library_of_transport(inner_transport)
         self._owns_inner = True
@@ -125,13 +131,19 @@ class SyncCachecoreTransport(httpx.BaseTransport):
 
         attempt = 1
         while response.status_code in _proxy.ERROR_STATUSES:
-            error = self._gateway_error(request, response, lib, token)
+            answer, raw, error = self._gateway_error(request, response, lib, token)
             if not _proxy.should_raise(self._errors, request):
-                return cast(httpx.Response, _proxy.passthrough(request, response, lib, *error))
-            replay = self._replay(request, lib, error[1], attempt)
-            if replay is None:
-                raise error[1]
-            delay, body = replay
+                return cast(httpx.Response, _proxy.passthrough(request, answer, lib, raw, error))
+            delay = self._retry_delay(request, error, attempt)
+            if delay is None:
+                raise error
+            body = _proxy.replayable_body(request, lib)
+            if body is None:
+                if self._errors == "auto":  # an upload: the SDK rebuilds the body if it retries
+                    return cast(
+                        httpx.Response, _proxy.passthrough(request, answer, lib, raw, error)
+                    )
+                raise error
             sync_sleep(delay)
             attempt += 1
             response = self._send(_proxy.outgoing(request, lib, put, drop, body), lib)
@@ -145,6 +157,11 @@ class SyncCachecoreTransport(httpx.BaseTransport):
         return cast(httpx.Response, response)
 
     def _send(self, request: Any, lib: ModuleType) -> Any:
+        if self._closed:
+            raise RuntimeError(
+                f"{self!r} is closed (closed directly, by an HTTP client it owned, "
+                "or by its CachecoreClient): make a new one"
+            )
         inner = self._inner
         if inner is None:
             return self._pool(lib).get().handle_request(request)
@@ -153,11 +170,6 @@ class SyncCachecoreTransport(httpx.BaseTransport):
     def _pool(self, lib: ModuleType) -> SyncPerLoop[Any]:
         pools = self._pools.get(lib.__name__)
         if pools is None:
-            if self._closed:
-                raise RuntimeError(
-                    f"{self!r} is closed (closed directly, by an HTTP client it owned, "
-                    "or by its CachecoreClient): make a new one"
-                )
             http2 = self._http2
             pools = self._pools.setdefault(
                 lib.__name__,
@@ -167,43 +179,44 @@ class SyncCachecoreTransport(httpx.BaseTransport):
 
     def _gateway_error(
         self, request: Any, response: Any, lib: ModuleType, token: _proxy.HeaderItem
-    ) -> tuple[bytes, CachecoreAPIError]:
-        try:
-            # The raw bytes (still content-encoded), even if the inner transport read them.
-            raw = b"".join([chunk for chunk in cast(Iterable[bytes], response.stream)])
-        finally:
-            response.close()
+    ) -> tuple[Any, bytes, CachecoreAPIError]:
+        """The answer to hand back (body read), its body, and the typed error it means."""
+        body = _httplib.read_body(response)
+        if body is not None:  # the inner transport read it: its stream is spent
+            response = _httplib.decoded_response(response, lib, body)
+        else:
+            try:
+                # The raw bytes, still content-encoded, as the headers say.
+                body = b"".join([c for c in cast(Iterable[bytes], response.stream)])
+            finally:
+                response.close()
         if self._debug:
             _proxy.log_response(request, response)
-        return raw, _proxy.gateway_error(request, response, lib, raw, token[1])
+        return response, body, _proxy.gateway_error(request, response, lib, body, token[1])
 
-    def _replay(
-        self, request: Any, lib: ModuleType, error: CachecoreAPIError, attempt: int
-    ) -> tuple[float, Any] | None:
-        """``(delay, body)`` to retry a raised 429 with, or ``None`` to raise it now.
+    def _retry_delay(self, request: Any, error: CachecoreAPIError, attempt: int) -> float | None:
+        """Seconds to wait before retrying a raised 429, or ``None`` to raise it now.
 
         openai 1.x/2.x retry what they get (the 429 returned, or the raised error,
         as a connection error): a retry here would multiply theirs. A
         ``Retry-After`` above ``RetryPolicy.max_retry_after`` is raised at once, as
         openai does above its own maximum: retrying sooner than the gateway asked
         would only be refused again, and the caller should decide whether to wait.
+        A body that cannot be replayed (an upload, a generator) is the caller's
+        next question (``_proxy.replayable_body``).
         """
         if not isinstance(error, CachecoreRateLimitError) or _proxy.sdk_retries(request):
             return None
         if error.retry_after is not None and error.retry_after > self._retry.max_retry_after:
             return None
-        delay = self._retry.delay(error, attempt)
-        if delay is None:
-            return None
-        body = _proxy.replayable_body(request, lib)
-        return None if body is None else (delay, body)
+        return self._retry.delay(error, attempt)
 
     # -- lifecycle ---------------------------------------------------------------------
 
     def close(self) -> None:
         """Close the inner transport (when this transport owns it) and the default pools."""
         if self._owns_inner and self._inner is not None:
-            self._inner.close()
+            self._inner.close()  # every transport has it (httpx's BaseTransport)
         self._close_pools()
 
     def _close_pools(self) -> None:
@@ -212,8 +225,11 @@ class SyncCachecoreTransport(httpx.BaseTransport):
             pools.close()
 
     def __enter__(self) -> SyncCachecoreTransport:
-        if self._owns_inner and self._inner is not None:
-            self._inner.__enter__()
+        # getattr: an inner transport that only has handle_async_request and
+        # aclose (no base class) is accepted too.
+        enter = getattr(self._inner, "__enter__", None) if self._owns_inner else None
+        if enter is not None:
+            enter()
         return self
 
     def __exit__(
@@ -222,8 +238,11 @@ class SyncCachecoreTransport(httpx.BaseTransport):
         exc_value: BaseException | None = None,
         traceback: TracebackType | None = None,
     ) -> None:
-        if self._owns_inner and self._inner is not None:
-            self._inner.__exit__(exc_type, exc_value, traceback)
+        exit_ = getattr(self._inner, "__exit__", None) if self._owns_inner else None
+        if exit_ is not None:
+            exit_(exc_type, exc_value, traceback)
+        elif self._owns_inner and self._inner is not None:
+            self._inner.close()
         self._close_pools()
 
     def __repr__(self) -> str:
@@ -273,7 +292,10 @@ def send_through(
     try:
         response = inner.handle_request(_httplib.bridge_request(request, inner_lib))
     except inner_lib.RequestError as exc:
-        raise _httplib.translate_error(exc, lib, request) from exc
+        translated = _httplib.translate_error(exc, lib, request)
+        if translated is exc:
+            raise
+        raise translated from exc
     return _httplib.bridge_response(response, lib, request)
 
 
