@@ -10,6 +10,10 @@ needed. A node id ending in ``[*]`` stands for all its parametrizations.
 
 from __future__ import annotations
 
+TYPED_429 = (
+    "a 429 from the gateway's origin is raised as CachecoreRateLimitError under openai 3.x"
+    " (docs/errors.md), not openai's APIStatusError; called once, as expected"
+)
 WORKLOAD_401 = (
     "a 401/403 from the gateway's origin is raised as CachecoreAuthError under openai 3.x"
     " (docs/errors.md); gateway_errors='return' keeps openai's error and its refresh"
@@ -46,6 +50,11 @@ ALLOWLIST: dict[str, dict[str, str]] = {
         "tests/test_x509_workload_identity.py::test_async_x509_does_not_mutate_or_independently_close_caller_transport": "asserts the client's _transport is the object passed",
         "tests/test_x509_workload_identity_transport.py::test_sync_x509_preserves_mounted_transports_and_restores_caller_configuration": "asserts the client's _transport is the object passed",
         "tests/test_x509_workload_identity_transport.py::test_async_x509_preserves_mounted_transports_and_restores_caller_configuration": "asserts the client's _transport is the object passed",
+        # A 429 with Retry-After 121 s (over openai's 120 s and our 30 s maximum) is not
+        # retried by either, and reaches the caller at once: as CachecoreRateLimitError,
+        # with .retry_after, where openai's test expects its APIStatusError.
+        "tests/test_client.py::TestOpenAI::test_does_not_retry_retry_after_above_max": TYPED_429,
+        "tests/test_client.py::TestAsyncOpenAI::test_does_not_retry_retry_after_above_max": TYPED_429,
         # 127.0.0.1:4010 is the gateway in the wrapped run, so its 401/403 is the
         # gateway refusing the tenant token: the documented typed error, not openai's
         # APIStatusError (and no workload-identity refresh, which cannot fix a refused
