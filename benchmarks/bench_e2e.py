@@ -3,7 +3,9 @@
 The reference gateway runs in its own process (uvicorn, ``_gateway_server.py``).
 The same ``openai.OpenAI`` call is timed with our transport under its httpx
 client, and with a plain ``httpx.Client`` sending the token as a default header;
-rounds alternate between the two and each round's figure is its median call.
+calls alternate one by one between the two, and each round's figure is its median call.
+Where openai's ``DefaultHttpxClient`` is an httpx2 client (openai 3.x), the same
+pair is timed with it too (``*_httpx2``).
 
     python benchmarks/bench_e2e.py [--rounds 15] [--calls 40]
 """
@@ -27,16 +29,40 @@ SECRET = "bench-secret"
 MESSAGES = [{"role": "user", "content": "What is the capital of France?"}]
 
 
-def calls(client: openai.OpenAI, n: int) -> float:
-    times = []
-    for _ in range(n):
-        start = time.perf_counter()
-        raw = client.chat.completions.with_raw_response.create(
-            model="gpt-4o-mini", messages=MESSAGES
-        )
-        times.append(time.perf_counter() - start)
-        assert raw.headers.get("x-cache") == "HIT_L1", raw.headers.get("x-cache")
-    return median(times) * 1e3
+def call(client: openai.OpenAI) -> float:
+    start = time.perf_counter()
+    raw = client.chat.completions.with_raw_response.create(model="gpt-4o-mini", messages=MESSAGES)
+    elapsed = time.perf_counter() - start
+    assert raw.headers.get("x-cache") == "HIT_L1", raw.headers.get("x-cache")
+    return elapsed * 1e3
+
+
+def pair(
+    ours: openai.OpenAI, plain: openai.OpenAI, rounds: int, n: int, suffix: str
+) -> dict[str, float]:
+    """Median call through ours and through plain, and their ratio.
+
+    Calls alternate one by one (ours, plain, ours, ...), so that a shared VM's
+    drift hits both alike; each round's ratio is of its two medians, and the
+    figures are medians over rounds.
+    """
+    for _ in range(10):
+        call(ours)
+        call(plain)
+    ours_ms, plain_ms, ratios = [], [], []
+    for _ in range(rounds):
+        a, b = [], []
+        for _ in range(n):
+            a.append(call(ours))
+            b.append(call(plain))
+        ours_ms.append(median(a))
+        plain_ms.append(median(b))
+        ratios.append(median(a) / median(b))
+    return {
+        f"ours_ms{suffix}": median(ours_ms),
+        f"plain_ms{suffix}": median(plain_ms),
+        f"ratio{suffix}": median(ratios),
+    }
 
 
 def main() -> None:
@@ -63,21 +89,19 @@ def main() -> None:
             http_client=httpx.Client(headers={"X-CacheCore-Token": token}),
         )
         ours.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)  # MISS: store it
-        calls(ours, 10)
-        calls(plain, 10)
-        ours_ms, plain_ms, ratios = [], [], []
-        for _ in range(args.rounds):
-            a = calls(ours, args.calls)
-            b = calls(plain, args.calls)
-            ours_ms.append(a)
-            plain_ms.append(b)
-            ratios.append(a / b)
-        out: dict[str, Any] = {
-            "ours_ms": median(ours_ms),
-            "plain_ms": median(plain_ms),
-            "ratio": median(ratios),
-            "openai": openai.__version__,
-        }
+        out: dict[str, Any] = {"openai": openai.__version__}
+        out.update(pair(ours, plain, args.rounds, args.calls, ""))
+        default = openai.DefaultHttpxClient
+        if not issubclass(default, httpx.Client):  # openai 3.x: an httpx2 client
+            ours2 = openai.OpenAI(
+                api_key=token, base_url=url + "/v1", http_client=default(transport=cc.transport)
+            )
+            plain2 = openai.OpenAI(
+                api_key=token,
+                base_url=url + "/v1",
+                http_client=default(headers={"X-CacheCore-Token": token}),
+            )
+            out.update(pair(ours2, plain2, args.rounds, args.calls, "_httpx2"))
         cc.close()
     finally:
         server.terminate()

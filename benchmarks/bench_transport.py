@@ -155,7 +155,70 @@ def main() -> None:
     out["sync_2deps"] = overheads(
         _time_sync, NoOpSync(), {"ours": (ours_s, ctx_ours_sync)}, args.n, args.rounds
     )
+    out.update(httpx2_cases(args.n, args.rounds))
     emit(out)
+
+
+def httpx2_cases(n: int, rounds: int) -> dict[str, Any]:
+    """The no-deps cases with httpx2 requests and an httpx2 inner transport, if installed."""
+    try:
+        import httpx2
+    except ImportError:
+        return {}
+    import cachecore
+
+    def request() -> Any:
+        return httpx2.Request(
+            "POST",
+            GATEWAY + "/v1/chat/completions",
+            headers={"content-type": "application/json", "authorization": "Bearer x"},
+            content=b'{"model":"gpt-4o-mini","messages":[]}',
+        )
+
+    response = httpx2.Response(200, headers={"x-cache": "HIT_L1", "x-cache-age": "3"})
+
+    class NoOp2Async(httpx2.AsyncBaseTransport):
+        async def handle_async_request(self, request: Any) -> Any:
+            return response
+
+    class NoOp2Sync(httpx2.BaseTransport):
+        def handle_request(self, request: Any) -> Any:
+            return response
+
+    def time_async(transport: Any, n: int, ctx: Callable[[], Any]) -> float:
+        req = request()
+
+        async def loop() -> float:
+            with ctx():
+                start = time.perf_counter()
+                for _ in range(n):
+                    await transport.handle_async_request(req)
+                return time.perf_counter() - start
+
+        return asyncio.run(loop())
+
+    def time_sync(transport: Any, n: int, ctx: Callable[[], Any]) -> float:
+        req = request()
+        with ctx():
+            start = time.perf_counter()
+            for _ in range(n):
+                transport.handle_request(req)
+            return time.perf_counter() - start
+
+    ours_a = cachecore.AsyncCachecoreTransport(
+        gateway_url=GATEWAY, tenant_jwt=TOKEN, inner_transport=NoOp2Async()
+    )
+    ours_s = cachecore.SyncCachecoreTransport(
+        gateway_url=GATEWAY, tenant_jwt=TOKEN, inner_transport=NoOp2Sync()
+    )
+    return {
+        "async_nodeps_httpx2": overheads(
+            time_async, NoOp2Async(), {"ours": (ours_a, nullcontext)}, n, rounds
+        ),
+        "sync_nodeps_httpx2": overheads(
+            time_sync, NoOp2Sync(), {"ours": (ours_s, nullcontext)}, n, rounds
+        ),
+    }
 
 
 if __name__ == "__main__":
