@@ -1,7 +1,8 @@
-"""Sessions: ``nox`` runs lint, the test suite on every installed Python, the
-end-to-end tests against openai 1.x and 2.x, the strict docs build, and the peer
-suites (httpx's and openai's own tests through our transport). ``nox -s bench``, ``fuzz``
-and ``codegen`` are on demand.
+"""Sessions: ``nox`` runs lint, the test suite on every installed Python, the core
+tests at the declared dependency floors, the end-to-end tests against openai 1.x
+and 2.x, the strict docs build, and the peer suites (httpx's and openai's own
+tests through our transport). ``nox -s bench``, ``fuzz`` and ``codegen`` are on
+demand.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import sys
 import nox
 
 nox.options.default_venv_backend = "venv"
-nox.options.sessions = ["lint", "tests", "openai_compat", "docs", "peers"]
+nox.options.sessions = ["lint", "tests", "floors", "openai_compat", "docs", "peers"]
 nox.options.error_on_missing_interpreters = False
 
 SUPPORTED = ["3.10", "3.11", "3.12", "3.13"]
@@ -47,6 +48,49 @@ def tests(session: nox.Session) -> None:
     """The whole test suite (unit, generated sync twin, gateway, end to end)."""
     session.install("-e", ".[test]")
     session.run("python", "-m", "pytest", *session.posargs)
+
+
+def _floors() -> list[str]:
+    """The run-time dependencies pinned at the lower bounds pyproject.toml declares."""
+    import tomllib
+
+    with open("pyproject.toml", "rb") as f:
+        declared = tomllib.load(f)["project"]["dependencies"]
+    pins = []
+    for requirement in declared:
+        name, sep, version = requirement.partition(">=")
+        if not sep:
+            raise ValueError(f"a run-time dependency without a >= floor: {requirement!r}")
+        pins.append(f"{name.strip()}=={version.strip()}")
+    return pins
+
+
+@nox.session(python=PYTHONS[0])
+def floors(session: nox.Session) -> None:
+    """The unit and core tests (both twins) with httpx, pydantic and anyio at their floors.
+
+    On the oldest installed Python (3.10 on CI). The test tools are pinned where
+    the newest ones need more than the floors give: respx 0.20 for httpx 0.25,
+    trio 0.22 for anyio 3.7.
+    """
+    session.install("-e", ".", *_floors())
+    session.install(
+        "pytest>=8",
+        "pytest-timeout>=2.2",
+        "hypothesis>=6.100",
+        "respx==0.20.2",
+        "trio==0.22.2",
+        "openai>=1.0",  # the newest that takes these floors (2.x on Python 3.10)
+        "uvicorn>=0.23",
+        "numpy>=1.24",
+        "unasync>=0.6",
+        "setuptools>=61",
+        *_floors(),  # again: the tools above must not lift them
+    )
+    session.run("python", "-m", "pip", "list", "--format=freeze", silent=False)
+    session.run(
+        "python", "-m", "pytest", "tests/unit", "tests/_async", "tests/_sync", *session.posargs
+    )
 
 
 @nox.session(python=DEFAULT_PYTHON)
