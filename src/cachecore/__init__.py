@@ -8,16 +8,17 @@ the cache per call, and ``invalidate``/``invalidate_many`` for when data changes
 from __future__ import annotations
 
 from ._async import AsyncCachecoreTransport, CachecoreClient
+from ._auth import TokenInfo
 from ._compat import CacheCoreTransport
 from ._context import RequestContext, RequestHandle
 from ._models import CacheStats, CacheStatus, Dep, InvalidateResult
 from ._retry import RetryPolicy
 from ._sync import SyncCachecoreClient, SyncCachecoreTransport
-from ._tokens import TokenInfo
 from .errors import (
     CachecoreAPIError,
     CacheCoreAuthError,
     CachecoreAuthError,
+    CachecoreClosedError,
     CachecoreConfigError,
     CachecoreConnectionError,
     CacheCoreError,
@@ -41,6 +42,7 @@ __all__ = [
     "CacheStatus",
     "CachecoreAPIError",
     "CachecoreAuthError",
+    "CachecoreClosedError",
     "CachecoreClient",
     "CachecoreConfigError",
     "CachecoreConnectionError",

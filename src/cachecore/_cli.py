@@ -1,7 +1,7 @@
 """The ``invalidate`` and ``token`` subcommands of ``cachecore`` / ``python -m cachecore``.
 
 Thin shells over the SDK: ``invalidate`` is ``SyncCachecoreClient.invalidate_many``
-and ``token inspect`` is ``cachecore._tokens.read_token``. Neither ever prints
+and ``token inspect`` is ``cachecore._auth.read_token``. Neither ever prints
 the token, and a missing setting is one line on stderr, not a traceback.
 """
 
@@ -14,7 +14,8 @@ import os
 import sys
 from typing import Any
 
-from ._config import GATEWAY_URL_ENV, TOKEN_ENV
+from ._auth import TOKEN_ENV
+from ._config import GATEWAY_URL_ENV
 
 
 def add_invalidate(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -85,7 +86,7 @@ def add_token(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def run_token_inspect(args: argparse.Namespace) -> int:
-    from ._tokens import read_token
+    from ._auth import read_token
 
     token = args.token
     if token == "-":

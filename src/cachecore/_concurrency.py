@@ -18,6 +18,8 @@ from typing import Any, Generic, TypeVar
 
 import anyio
 
+from .errors import CachecoreClosedError
+
 T = TypeVar("T")
 R = TypeVar("R")
 
@@ -134,14 +136,18 @@ class AsyncPerLoop(Generic[T]):
     def get(self) -> T:
         """The ``T`` of the running loop, made (and watched) on its first use there."""
         if self._closed:
-            raise RuntimeError("this Cachecore client (or transport) is closed")
+            raise CachecoreClosedError(
+                "this Cachecore client (or transport) is closed: make a new one"
+            )
         loop = _running_loop()
         entry = self._items.get(loop)
         if entry is not None:
             return entry[0]
         with self._lock:
             if self._closed:
-                raise RuntimeError("this Cachecore client (or transport) is closed")
+                raise CachecoreClosedError(
+                    "this Cachecore client (or transport) is closed: make a new one"
+                )
             self._forget_closed_loops()
             item = self._make()
             self._items[loop] = (item, self._watch(loop, item))
@@ -236,7 +242,9 @@ class SyncPerLoop(Generic[T]):
             return item
         with self._lock:
             if self._closed:
-                raise RuntimeError("this Cachecore client (or transport) is closed")
+                raise CachecoreClosedError(
+                    "this Cachecore client (or transport) is closed: make a new one"
+                )
             if self._item is None:
                 self._item = self._make()
             return self._item

@@ -1,4 +1,4 @@
-"""Constructor input, checked once: gateway URL, tenant token, limits.
+"""Constructor input, checked once: gateway URL, limits, modes; defaults.
 
 Everything a client needs to know before its first request is validated here,
 so a typo fails in the constructor with a message that says what to fix.
@@ -9,56 +9,23 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Sequence
+from typing import Literal
 
 import httpx
 
 from . import _wire
+from ._auth import DEFAULT_PORTS
 from ._retry import RetryPolicy
-from ._tokens import TokenInfo, read_token
 from .errors import CachecoreConfigError
 
-TokenSource = str | Callable[[], str]
-
 GATEWAY_URL_ENV = "CACHECORE_GATEWAY_URL"
-TOKEN_ENV = "CACHECORE_TOKEN"
 
 DEFAULT_TIMEOUT = 30.0
 DEFAULT_MAX_RETRIES = 3
 DEFAULT_MAX_CONCURRENCY = 32
 #: Connections per management pool (see the client's constructor for why it is small).
 POOL_CONNECTIONS = 4
-
-_DEFAULT_PORTS = {"http": 80, "https": 443}
-
-
-@dataclass(frozen=True, slots=True)
-class Origin:
-    """Scheme, host and port: the token goes only to requests with this origin."""
-
-    scheme: str
-    host: str
-    port: int
-    #: ``host[:port]`` as httpx normalizes it (lower case, IDNA, default port left out).
-    netloc: bytes
-
-    @classmethod
-    def of(cls, url: httpx.URL) -> Origin:
-        port = url.port if url.port is not None else _DEFAULT_PORTS.get(url.scheme, 0)
-        return cls(url.scheme, url.host, port, url.netloc)
-
-    def matches(self, url: Any) -> bool:
-        """Is ``url`` (an httpx or httpx2 URL) on this origin? Public URL API only.
-
-        Both libraries normalize ``netloc`` the same way (an explicit default
-        port is dropped), so one comparison of bytes covers ``host:80`` and ``host``.
-        """
-        return bool(url.netloc == self.netloc and url.scheme == self.scheme)
-
-    def __str__(self) -> str:
-        return f"{self.scheme}://{self.netloc.decode('ascii')}"
 
 
 def resolve_gateway_url(value: str | None) -> httpx.URL:
@@ -78,7 +45,7 @@ def resolve_gateway_url(value: str | None) -> httpx.URL:
         url = httpx.URL(text)
     except (httpx.InvalidURL, TypeError, ValueError) as exc:
         raise CachecoreConfigError(f"gateway_url {text!r} is not a valid URL: {exc}") from None
-    if url.scheme not in _DEFAULT_PORTS or not url.host:
+    if url.scheme not in DEFAULT_PORTS or not url.host:
         raise CachecoreConfigError(
             f"gateway_url {text!r} needs an http:// or https:// scheme and a host, "
             "e.g. 'https://api.cachecore.it' or 'http://127.0.0.1:8080'"
@@ -89,72 +56,6 @@ def resolve_gateway_url(value: str | None) -> httpx.URL:
     # The OpenAI SDK's base_url ends in /v1; accept the same value here.
     path = path.removesuffix("/v1")
     return url.copy_with(path=path or "/")
-
-
-def check_token(token: object, *, source: str) -> str:
-    """A usable tenant token, or a ``CachecoreConfigError`` saying what is wrong with it."""
-    if not isinstance(token, str):
-        raise CachecoreConfigError(
-            f"{source} must be a string (or a callable returning one), got {type(token).__name__}"
-        )
-    if not token.strip():
-        raise CachecoreConfigError(
-            f"{source} is empty: pass tenant_jwt='cc_live_...' or set {TOKEN_ENV}"
-        )
-    if any(ch.isspace() or ord(ch) < 0x20 or ord(ch) == 0x7F for ch in token):
-        raise CachecoreConfigError(
-            f"{source} contains whitespace or control characters (a copy-paste error?)"
-        )
-    if not token.isascii():
-        raise CachecoreConfigError(f"{source} contains non-ASCII characters")
-    return token
-
-
-class TokenProvider:
-    """Holds the tenant token (or a callable that returns the current one) out of sight.
-
-    ``repr`` and ``str`` never show the token.
-    """
-
-    __slots__ = ("_get", "_static")
-
-    def __init__(self, source: TokenSource | None) -> None:
-        if source is None:
-            source = os.environ.get(TOKEN_ENV, "")
-            if not source:
-                raise CachecoreConfigError(
-                    f"tenant_jwt is required: pass tenant_jwt='cc_live_...' or set {TOKEN_ENV}"
-                )
-        self._static: str | None = None
-        self._get: Callable[[], str] | None = None
-        if callable(source):
-            self._get = source
-            self.current()  # fail now, not at the first request
-        else:
-            self._static = check_token(source, source="tenant_jwt")
-
-    @property
-    def is_static(self) -> bool:
-        return self._static is not None
-
-    @property
-    def static(self) -> str | None:
-        return self._static
-
-    def current(self) -> str:
-        """The token to send now (calls the rotation callable when there is one)."""
-        if self._static is not None:
-            return self._static
-        assert self._get is not None
-        return check_token(self._get(), source="the tenant_jwt callable's result")
-
-    def info(self) -> TokenInfo | None:
-        return read_token(self.current())
-
-    def __repr__(self) -> str:
-        return "TokenProvider(<redacted>)"
-
-    __str__ = __repr__
 
 
 def check_timeout(value: float | httpx.Timeout | None) -> httpx.Timeout:
@@ -204,12 +105,16 @@ def check_http2(value: object) -> bool:
     return value
 
 
-def check_gateway_errors(value: object) -> str:
-    if value not in ("auto", "raise", "return"):
-        raise CachecoreConfigError(
-            f"gateway_errors must be 'auto', 'raise' or 'return', got {value!r}"
-        )
-    return str(value)
+#: What the transport does with a gateway's 401/403/429 on an LLM call (docs/errors.md).
+GatewayErrors = Literal["auto", "raise", "return"]
+_GATEWAY_ERRORS: tuple[GatewayErrors, ...] = ("auto", "raise", "return")
+
+
+def check_gateway_errors(value: object) -> GatewayErrors:
+    for mode in _GATEWAY_ERRORS:
+        if value == mode and isinstance(value, str):
+            return mode
+    raise CachecoreConfigError(f"gateway_errors must be 'auto', 'raise' or 'return', got {value!r}")
 
 
 def check_dep_ids(dep_ids: object) -> list[str]:

@@ -12,14 +12,13 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
+from . import _wire
 from .errors import (
     CachecoreConnectionError,
     CachecoreError,
     CachecoreRateLimitError,
     CachecoreStatusError,
 )
-
-RETRY_STATUSES = frozenset({429, 502, 503, 504})
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,4 +41,4 @@ class RetryPolicy:
 def is_retryable(error: CachecoreError) -> bool:
     if isinstance(error, (CachecoreConnectionError, CachecoreRateLimitError)):
         return True
-    return isinstance(error, CachecoreStatusError) and error.status_code in RETRY_STATUSES
+    return isinstance(error, CachecoreStatusError) and error.status_code in _wire.RETRY_STATUSES

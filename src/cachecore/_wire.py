@@ -49,6 +49,13 @@ MAX_DEPS_HEADER_BYTES: Final = 8 * 1024
 #: Default ``expected_hash`` of a dependency declared without one.
 DEFAULT_DEP_HASH: Final = "v1"
 
+# -- status codes (PROTOCOL.md section 4) -------------------------------------------
+
+#: Gateway answers on a proxied LLM call that stand for a typed error.
+ERROR_STATUSES: Final = frozenset({401, 403, 429})
+#: Answers on which a management call (invalidation) is retried.
+RETRY_STATUSES: Final = frozenset({429, 502, 503, 504})
+
 CacheStatusName = Literal["HIT_L1", "HIT_L1_STALE", "HIT_L2", "MISS", "BYPASS", "UNKNOWN"]
 KNOWN_STATUSES: Final[frozenset[str]] = frozenset(
     {"HIT_L1", "HIT_L1_STALE", "HIT_L2", "MISS", "BYPASS"}

@@ -17,6 +17,7 @@ from typing import Any
 __all__ = [
     "CachecoreAPIError",
     "CachecoreAuthError",
+    "CachecoreClosedError",
     "CachecoreConfigError",
     "CachecoreConnectionError",
     "CachecoreError",
@@ -64,6 +65,10 @@ class CachecoreError(Exception):
 
 class CachecoreConfigError(CachecoreError, ValueError):
     """Bad input to the SDK: raised at the earliest point (the constructor, the ``with``)."""
+
+
+class CachecoreClosedError(CachecoreError, RuntimeError):
+    """The client (or transport) was closed: make a new one. Also a ``RuntimeError``."""
 
 
 class CachecoreConnectionError(CachecoreError):

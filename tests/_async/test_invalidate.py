@@ -17,6 +17,7 @@ from cachecore._async import _client as client_module
 from cachecore._concurrency import async_sleep
 from cachecore.errors import (
     CachecoreAuthError,
+    CachecoreClosedError,
     CachecoreConfigError,
     CachecoreConnectionError,
     CachecoreRateLimitError,
@@ -380,3 +381,33 @@ async def test_a_broken_token_callable_raises_the_same_error_in_both_twins() -> 
         with pytest.raises(CachecoreConfigError, match="callable's result is empty"):
             await cc.invalidate_many(["a", "b", "c"], new_hash="h")
     assert gw.requests == []
+
+
+async def test_a_closed_client_raises_instead_of_reporting_a_failure() -> None:
+    gw = Gateway(default=OK)
+    cc = client_for(gw)
+    await cc.aclose()
+    with pytest.raises(CachecoreClosedError, match="is closed"):
+        await cc.invalidate("doc:1")
+    with pytest.raises(CachecoreClosedError, match="is closed"):
+        await cc.invalidate_many(["doc:1", "doc:2"])
+    assert isinstance(CachecoreClosedError("x"), RuntimeError), "still a RuntimeError, as before"
+    assert gw.requests == []
+
+
+async def test_a_bug_propagates_instead_of_becoming_ok_false(sleeps: list[float]) -> None:
+    # Only transport errors (the network failing) are retried and reported on the
+    # result; anything else is a bug somewhere and must surface.
+    gw = Gateway(ValueError("a bug in a custom transport"), default=OK)
+    async with client_for(gw) as cc:
+        with pytest.raises(ValueError, match="a bug in a custom transport"):
+            await cc.invalidate("doc:1", new_hash="v2")
+    assert len(gw.requests) == 1
+    assert sleeps == []
+
+
+async def test_an_os_error_counts_as_the_network_failing(sleeps: list[float]) -> None:
+    gw = Gateway(ConnectionResetError("reset by peer"), default=OK)
+    async with client_for(gw) as cc:
+        result = await cc.invalidate("doc:1", new_hash="v2")
+    assert (result.ok, result.attempts) == (True, 2)

@@ -19,6 +19,7 @@ from cachecore._sync import _client as client_module
 from cachecore._concurrency import sync_sleep
 from cachecore.errors import (
     CachecoreAuthError,
+    CachecoreClosedError,
     CachecoreConfigError,
     CachecoreConnectionError,
     CachecoreRateLimitError,
@@ -382,3 +383,33 @@ def test_a_broken_token_callable_raises_the_same_error_in_both_twins() -> None:
         with pytest.raises(CachecoreConfigError, match="callable's result is empty"):
             cc.invalidate_many(["a", "b", "c"], new_hash="h")
     assert gw.requests == []
+
+
+def test_a_closed_client_raises_instead_of_reporting_a_failure() -> None:
+    gw = Gateway(default=OK)
+    cc = client_for(gw)
+    cc.close()
+    with pytest.raises(CachecoreClosedError, match="is closed"):
+        cc.invalidate("doc:1")
+    with pytest.raises(CachecoreClosedError, match="is closed"):
+        cc.invalidate_many(["doc:1", "doc:2"])
+    assert isinstance(CachecoreClosedError("x"), RuntimeError), "still a RuntimeError, as before"
+    assert gw.requests == []
+
+
+def test_a_bug_propagates_instead_of_becoming_ok_false(sleeps: list[float]) -> None:
+    # Only transport errors (the network failing) are retried and reported on the
+    # result; anything else is a bug somewhere and must surface.
+    gw = Gateway(ValueError("a bug in a custom transport"), default=OK)
+    with client_for(gw) as cc:
+        with pytest.raises(ValueError, match="a bug in a custom transport"):
+            cc.invalidate("doc:1", new_hash="v2")
+    assert len(gw.requests) == 1
+    assert sleeps == []
+
+
+def test_an_os_error_counts_as_the_network_failing(sleeps: list[float]) -> None:
+    gw = Gateway(ConnectionResetError("reset by peer"), default=OK)
+    with client_for(gw) as cc:
+        result = cc.invalidate("doc:1", new_hash="v2")
+    assert (result.ok, result.attempts) == (True, 2)

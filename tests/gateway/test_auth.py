@@ -6,7 +6,7 @@ import httpx
 import pytest
 from gateway_helpers import SECRET, chat, error_of, make_gateway
 
-from cachecore._tokens import b64url_encode, split_token
+from cachecore._auth import b64url_encode, split_token
 from cachecore._wire import AUTHORIZATION_HEADER, CACHE_HEADER, INVALIDATE_PATH, TOKEN_HEADER
 from cachecore.testing import (
     IN_PROCESS_URL,

@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cachecore import CacheStatus
-from cachecore._tokens import read_token
+from cachecore._auth import read_token
 from cachecore._wire import KNOWN_STATUSES, decode_deps, encode_deps
 from cachecore.testing import TokenRejected, verify_token
 from cachecore.testing._http import GatewayRequest

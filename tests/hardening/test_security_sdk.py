@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 import cachecore.__main__ as cli
 from cachecore import CachecoreClient, Dep, SyncCachecoreClient
-from cachecore._config import TokenProvider
+from cachecore._auth import TokenProvider
 from cachecore._wire import DEPS_HEADER_LC, TOKEN_HEADER_LC, decode_deps
 from cachecore.errors import CachecoreAuthError, CachecoreConfigError, CachecoreError
 from cachecore.testing import Fault, ReferenceGateway, mint_token, serve

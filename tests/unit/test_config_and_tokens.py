@@ -10,7 +10,7 @@ import pytest
 
 import cachecore
 from _async._helpers import b64url, make_token
-from cachecore import _config, _tokens
+from cachecore import _auth, _config
 from cachecore.errors import CachecoreConfigError
 
 # -- gateway URL -------------------------------------------------------------------
@@ -76,7 +76,7 @@ def test_gateway_url_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     ],
 )
 def test_origin_matching(gateway: str, url: str, same: bool) -> None:
-    origin = _config.Origin.of(_config.resolve_gateway_url(gateway))
+    origin = _auth.Origin.of(_config.resolve_gateway_url(gateway))
     assert origin.matches(httpx.URL(url)) is same
 
 
@@ -101,30 +101,30 @@ def test_bad_tokens_say_what_to_fix(
 ) -> None:
     monkeypatch.delenv("CACHECORE_TOKEN", raising=False)
     with pytest.raises(CachecoreConfigError, match=message) as caught:
-        _config.TokenProvider(token)  # type: ignore[arg-type]
+        _auth.TokenProvider(token)  # type: ignore[arg-type]
     if isinstance(token, str) and token.strip():
         assert token not in str(caught.value)
 
 
 def test_token_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CACHECORE_TOKEN", "env-token")
-    assert _config.TokenProvider(None).current() == "env-token"
+    assert _auth.TokenProvider(None).current() == "env-token"
 
 
 def test_rotating_token_is_checked_at_construction_and_on_each_read() -> None:
     values = iter(["good-1", "good-2", ""])
-    provider = _config.TokenProvider(lambda: next(values))  # reads "good-1" now
+    provider = _auth.TokenProvider(lambda: next(values))  # reads "good-1" now
     assert not provider.is_static
     assert provider.current() == "good-2"
     with pytest.raises(CachecoreConfigError, match="callable's result is empty"):
         provider.current()
     with pytest.raises(CachecoreConfigError, match="callable's result"):
-        _config.TokenProvider(lambda: 3)  # type: ignore[arg-type, return-value]
+        _auth.TokenProvider(lambda: 3)  # type: ignore[arg-type, return-value]
 
 
 def test_provider_never_shows_the_token() -> None:
     token = make_token()
-    provider = _config.TokenProvider(token)
+    provider = _auth.TokenProvider(token)
     assert token not in repr(provider)
     assert token not in str(provider)
     assert token not in f"{provider!r} {provider}"
@@ -133,28 +133,28 @@ def test_provider_never_shows_the_token() -> None:
 def test_read_prefixed_and_bare_tokens() -> None:
     exp = int(time.time()) + 3600
     for token in (make_token("acme", exp=exp), make_token("acme", prefix="", exp=exp)):
-        info = _tokens.read_token(token)
+        info = _auth.read_token(token)
         assert info is not None
         assert info.tenant_id == "acme"
         assert info.expires_at is not None
         assert int(info.expires_at.timestamp()) == exp
         assert not info.expired
-    assert _tokens.read_token(make_token("acme")).prefix == "cc_live_k1"  # type: ignore[union-attr]
-    assert _tokens.split_token("cc_test_x-1.a.b.c") == ("cc_test_x-1", "a.b.c")
-    assert _tokens.split_token("a.b.c") == ("", "a.b.c")
+    assert _auth.read_token(make_token("acme")).prefix == "cc_live_k1"  # type: ignore[union-attr]
+    assert _auth.split_token("cc_test_x-1.a.b.c") == ("cc_test_x-1", "a.b.c")
+    assert _auth.split_token("a.b.c") == ("", "a.b.c")
 
 
 def test_token_claims_are_read_defensively() -> None:
-    info = _tokens.read_token(make_token(42, roles="admin", scope=["x"], exp=True))  # type: ignore[arg-type]
+    info = _auth.read_token(make_token(42, roles="admin", scope=["x"], exp=True))  # type: ignore[arg-type]
     assert info is not None
     assert (info.tenant_id, info.roles, info.scope, info.expires_at) == ("42", (), None, None)
-    expired = _tokens.read_token(make_token("a", exp=1))
+    expired = _auth.read_token(make_token("a", exp=1))
     assert expired is not None
     assert expired.expired
-    huge = _tokens.read_token(make_token("a", exp=10**20))
+    huge = _auth.read_token(make_token("a", exp=10**20))
     assert huge is not None
     assert huge.expires_at is None
-    no_tenant = _tokens.read_token(make_token(None, roles=["r"]))
+    no_tenant = _auth.read_token(make_token(None, roles=["r"]))
     assert no_tenant is not None
     assert (no_tenant.tenant_id, no_tenant.roles) == (None, ("r",))
 
@@ -172,7 +172,7 @@ def test_token_claims_are_read_defensively() -> None:
     ],
 )
 def test_unreadable_tokens_have_no_info(token: str) -> None:
-    assert _tokens.read_token(token) is None
+    assert _auth.read_token(token) is None
 
 
 def test_limits_are_checked() -> None:

@@ -37,19 +37,19 @@ from typing import Any, cast
 
 import httpx
 
-from .. import _httplib, _proxy, _wire
+from .. import _httplib, _steering, _wire
+from .._auth import Origin, TokenProvider, TokenSource
 from .._concurrency import AsyncPerLoop, async_sleep
-from .._config import (
-    Origin,
-    TokenProvider,
-    TokenSource,
-    check_gateway_errors,
-    check_retry_policy,
-    resolve_gateway_url,
-)
+from .._config import GatewayErrors, check_gateway_errors, check_retry_policy, resolve_gateway_url
 from .._context import current_frame
 from .._retry import RetryPolicy
-from ..errors import CachecoreAPIError, CachecoreConfigError, CachecoreRateLimitError
+from .._stats import StatsRecorder
+from ..errors import (
+    CachecoreAPIError,
+    CachecoreClosedError,
+    CachecoreConfigError,
+    CachecoreRateLimitError,
+)
 
 __all__ = ["AsyncCachecoreTransport", "AsyncSharedCachecoreTransport"]
 
@@ -68,9 +68,9 @@ class AsyncCachecoreTransport(httpx.AsyncBaseTransport):
         gateway_url: str | httpx.URL,
         tenant_jwt: TokenSource | TokenProvider | None = None,
         inner_transport: httpx.AsyncBaseTransport | None = None,
-        gateway_errors: _proxy.GatewayErrors = "auto",
+        gateway_errors: GatewayErrors = "auto",
         retry_policy: RetryPolicy | None = None,
-        stats: _proxy.StatsRecorder | None = None,
+        stats: StatsRecorder | None = None,
         debug: bool = False,
         http2: bool = False,
     ) -> None:
@@ -98,7 +98,7 @@ class AsyncCachecoreTransport(httpx.AsyncBaseTransport):
         self._stats = stats
         self._debug = debug
         static = self._token.static
-        self._token_item: _proxy.HeaderItem | None = (
+        self._token_item: _steering.HeaderItem | None = (
             None if static is None else (_wire.TOKEN_HEADER, static)
         )
 
@@ -109,54 +109,54 @@ class AsyncCachecoreTransport(httpx.AsyncBaseTransport):
         origin = self._origin
         if origin is not None and not origin.matches(request.url):
             # Another host, or a redirect away from the gateway: nothing of ours goes there.
-            if _proxy.carries_ours(request):
-                request = _proxy.outgoing(request, lib, (), _proxy.OUR_HEADERS)
+            if _steering.carries_ours(request):
+                request = _steering.outgoing(request, lib, (), _steering.OUR_HEADERS)
             return cast(httpx.Response, await self._send(request, lib))
 
         frame = current_frame()
         token = self._token_item or (_wire.TOKEN_HEADER, self._token.current())
-        put: tuple[_proxy.HeaderItem, ...]
-        drop = _proxy.NOTHING
+        put: tuple[_steering.HeaderItem, ...]
+        drop = _steering.NOTHING
         if frame is None:
             put = (token,)
         elif frame.bypass:  # no token at all
-            put, drop = (), _proxy.TOKEN_ONLY
+            put, drop = (), _steering.TOKEN_ONLY
         else:
             put = (token,)
         if frame is not None and frame.deps_item is not None:
             put = (*put, frame.deps_item)
-        response = await self._send(_proxy.outgoing(request, lib, put, drop), lib)
+        response = await self._send(_steering.outgoing(request, lib, put, drop), lib)
 
         attempt = 1
-        while response.status_code in _proxy.ERROR_STATUSES:
+        while response.status_code in _wire.ERROR_STATUSES:
             answer, raw, error = await self._gateway_error(request, response, lib, token)
-            if not _proxy.should_raise(self._errors, request):
-                return cast(httpx.Response, _proxy.passthrough(request, answer, lib, raw, error))
+            if not _steering.should_raise(self._errors, request):
+                return cast(httpx.Response, _steering.passthrough(request, answer, lib, raw, error))
             delay = self._retry_delay(request, error, attempt)
             if delay is None:
                 raise error
-            body = _proxy.replayable_body(request, lib)
+            body = _steering.replayable_body(request, lib)
             if body is None:
                 if self._errors == "auto":  # an upload: the SDK rebuilds the body if it retries
                     return cast(
-                        httpx.Response, _proxy.passthrough(request, answer, lib, raw, error)
+                        httpx.Response, _steering.passthrough(request, answer, lib, raw, error)
                     )
                 raise error
             await async_sleep(delay)
             attempt += 1
-            response = await self._send(_proxy.outgoing(request, lib, put, drop, body), lib)
+            response = await self._send(_steering.outgoing(request, lib, put, drop, body), lib)
 
         if frame is not None:
             frame.record(response.headers)  # parsed into a CacheStatus when the handle is read
         if self._stats is not None:
             self._stats.observe(_wire.parse_cache_status(response.headers.get(_wire.CACHE_HEADER)))
         if self._debug:
-            _proxy.log_response(request, response)
+            _steering.log_response(request, response)
         return cast(httpx.Response, response)
 
     async def _send(self, request: Any, lib: ModuleType) -> Any:
         if self._closed:
-            raise RuntimeError(
+            raise CachecoreClosedError(
                 f"{self!r} is closed (closed directly, by an HTTP client it owned, "
                 "or by its CachecoreClient): make a new one"
             )
@@ -176,7 +176,7 @@ class AsyncCachecoreTransport(httpx.AsyncBaseTransport):
         return pools
 
     async def _gateway_error(
-        self, request: Any, response: Any, lib: ModuleType, token: _proxy.HeaderItem
+        self, request: Any, response: Any, lib: ModuleType, token: _steering.HeaderItem
     ) -> tuple[Any, bytes, CachecoreAPIError]:
         """The answer to hand back (body read), its body, and the typed error it means."""
         body = _httplib.read_body(response)
@@ -189,8 +189,8 @@ class AsyncCachecoreTransport(httpx.AsyncBaseTransport):
             finally:
                 await response.aclose()
         if self._debug:
-            _proxy.log_response(request, response)
-        return response, body, _proxy.gateway_error(request, response, lib, body, token[1])
+            _steering.log_response(request, response)
+        return response, body, _steering.gateway_error(request, response, lib, body, token[1])
 
     def _retry_delay(self, request: Any, error: CachecoreAPIError, attempt: int) -> float | None:
         """Seconds to wait before retrying a raised 429, or ``None`` to raise it now.
@@ -201,9 +201,9 @@ class AsyncCachecoreTransport(httpx.AsyncBaseTransport):
         openai does above its own maximum: retrying sooner than the gateway asked
         would only be refused again, and the caller should decide whether to wait.
         A body that cannot be replayed (an upload, a generator) is the caller's
-        next question (``_proxy.replayable_body``).
+        next question (``_steering.replayable_body``).
         """
-        if not isinstance(error, CachecoreRateLimitError) or _proxy.sdk_retries(request):
+        if not isinstance(error, CachecoreRateLimitError) or _steering.sdk_retries(request):
             return None
         if error.retry_after is not None and error.retry_after > self._retry.max_retry_after:
             return None

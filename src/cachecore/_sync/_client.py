@@ -4,8 +4,8 @@
 
 It owns three things: the transport to plug under an LLM SDK, the request
 context that steers it, and the invalidation calls. Everything it checks and
-decides is shared with the sync twin (``_config``, ``_context``, ``_retry``,
-``_management``); this file only does the I/O.
+decides is shared with the sync twin (``_config``, ``_auth``, ``_context``,
+``_invalidation``); this file only does the I/O.
 """
 
 from __future__ import annotations
@@ -17,14 +17,14 @@ from types import TracebackType
 
 import httpx
 
-from .. import _httplib, _management, _proxy, _wire
+from .. import _httplib, _invalidation
+from .._auth import TokenInfo, TokenProvider, TokenSource
 from .._concurrency import SyncPerLoop, SyncWorkerPool, sync_sleep
 from .._config import (
     DEFAULT_MAX_CONCURRENCY,
     DEFAULT_MAX_RETRIES,
     POOL_CONNECTIONS,
-    TokenProvider,
-    TokenSource,
+    GatewayErrors,
     check_count,
     check_dep_id,
     check_dep_ids,
@@ -38,8 +38,8 @@ from .._config import (
 from .._context import RequestContext
 from .._models import CacheStats, Dep, InvalidateResult
 from .._retry import RetryPolicy
-from .._tokens import TokenInfo
-from ..errors import CachecoreError
+from .._stats import StatsRecorder
+from ..errors import CachecoreClosedError, CachecoreError
 from ._transport import SyncCachecoreTransport, SyncSharedCachecoreTransport, send_through
 
 __all__ = ["SyncCachecoreClient"]
@@ -79,7 +79,7 @@ class SyncCachecoreClient:
         retry_policy: RetryPolicy | None = None,
         max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
         inner_transport: httpx.BaseTransport | None = None,
-        gateway_errors: _proxy.GatewayErrors = "auto",
+        gateway_errors: GatewayErrors = "auto",
         collect_stats: bool = False,
         debug: bool = False,
         http2: bool | None = None,
@@ -92,7 +92,7 @@ class SyncCachecoreClient:
         )
         concurrency = check_count(max_concurrency, name="max_concurrency", minimum=1)
         self._pool = SyncWorkerPool(concurrency)
-        self._stats = _proxy.StatsRecorder() if collect_stats else None
+        self._stats = StatsRecorder() if collect_stats else None
         use_http2 = check_http2(http2)
         self._transport = SyncSharedCachecoreTransport(
             gateway_url=self._url,
@@ -184,7 +184,8 @@ class SyncCachecoreClient:
         read ``result.ok`` (a failure is also logged at WARNING).
         """
         dep_id = check_dep_id(dep_id)
-        version = check_new_hash(new_hash) or _management.new_version()
+        version = check_new_hash(new_hash) or _invalidation.new_version()
+        self._check_open()
         return self._invalidate(dep_id, version)
 
     def invalidate_many(
@@ -197,8 +198,9 @@ class SyncCachecoreClient:
         """
         ids = check_dep_ids(dep_ids)
         fixed = check_new_hash(new_hash)
+        self._check_open()
         unique = list(dict.fromkeys(ids))
-        jobs = [(dep_id, fixed or _management.new_version()) for dep_id in unique]
+        jobs = [(dep_id, fixed or _invalidation.new_version()) for dep_id in unique]
         outcomes = self._pool.map(self._invalidate_job, jobs)
         by_id = dict(zip(unique, outcomes))
         return [by_id[dep_id] for dep_id in ids]
@@ -207,30 +209,37 @@ class SyncCachecoreClient:
         return self._invalidate(*job)
 
     def _invalidate(self, dep_id: str, new_hash: str) -> InvalidateResult:
-        body = _wire.invalidate_body(dep_id, new_hash)
-        attempt = 0
-        while True:
-            attempt += 1
-            token = self._token.current()
-            try:
-                pools = self._pools.get()
-                http = pools[next(self._turn) % len(pools)]
-                response = http.post(
-                    _wire.INVALIDATE_PATH.lstrip("/"),
-                    json=body,
-                    headers=_management.auth_headers(token),
-                )
-            except Exception as exc:
-                error = _management.error_from_exception(exc, dep_id, token)
-            else:
-                failure = _management.error_from_response(response, dep_id, token)
-                if failure is None:
-                    return _management.succeeded(dep_id, new_hash, response, attempt)
-                error = failure
-            delay = self._retry.delay(error, attempt)
-            if delay is None:
-                return _management.failed(dep_id, new_hash, error, attempt)
-            sync_sleep(delay)
+        steps = _invalidation.attempts(dep_id, new_hash, self._token.current, self._retry)
+        step = next(steps)
+        try:
+            while True:
+                if isinstance(step, _invalidation.Wait):
+                    sync_sleep(step.seconds)
+                    step = steps.send(None)
+                    continue
+                answer: httpx.Response | Exception
+                try:
+                    answer = self._next_pool().post(
+                        step.path, json=step.body, headers=step.headers
+                    )
+                except _invalidation.TRANSPORT_ERRORS as exc:
+                    answer = exc
+                step = steps.send(answer)
+        except StopIteration as done:
+            result: InvalidateResult = done.value
+            return result
+
+    def _next_pool(self) -> httpx.Client:
+        self._check_open()
+        pools = self._pools.get()
+        return pools[next(self._turn) % len(pools)]
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise CachecoreClosedError(
+                f"{self!r} is closed: make a new client, or close this one only "
+                "after its last invalidation"
+            )
 
     # -- lifecycle ------------------------------------------------------------------
 

@@ -1,7 +1,7 @@
 """Minting and verifying HS256 tenant tokens (PROTOCOL.md section 5).
 
 The reference gateway holds the shared secret and is the only place that checks
-signatures; the splitting and base64url helpers are the SDK's own (``_tokens``),
+signatures; the splitting and base64url helpers are the SDK's own (``_auth``),
 so the client and the gateway can never disagree on what a token looks like.
 Written by hand (no PyJWT) because HS256 is a dozen lines and the gateway must
 refuse every other algorithm anyway.
@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from cachecore._tokens import b64url_decode, b64url_encode, decode_segment, split_token
+from cachecore._auth import b64url_decode, b64url_encode, decode_segment, split_token
 
 #: Tokens longer than this are refused before any decoding (cheap DoS guard).
 MAX_TOKEN_CHARS = 8 * 1024

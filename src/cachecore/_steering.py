@@ -1,26 +1,22 @@
-"""What the transport decides about a proxied call, shared by both twins (no I/O).
+"""What the transport decides about each proxied call: shared by both twins, no I/O.
 
-The twins' ``handle_*request`` methods only move bytes; which headers to set,
-which answers become typed errors and what to count is decided here.
+The twins' ``handle_*request`` methods only move bytes. Which headers go on the
+copy that is sent (public httpx/httpx2 API only: a copied ``Headers``, its
+setters, a new ``Request``), whether a body can be replayed, whether a gateway
+answer is raised as a typed error or handed back, and the ``debug=True`` log
+line are decided here.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 from types import ModuleType
-from typing import Any, ClassVar, Literal
+from typing import Any
 
 from . import _wire
-from ._models import CacheStats
 from .errors import RESPONSE_ERROR_EXTENSION, CachecoreAPIError, error_for_status
 
 logger = logging.getLogger("cachecore")
-
-GatewayErrors = Literal["auto", "raise", "return"]
-
-#: Gateway answers on a proxied call that become typed errors.
-ERROR_STATUSES = frozenset({401, 403, 429})
 
 #: A header to set: ``(name, value)``, the value checked ASCII and encoded once per context.
 HeaderItem = tuple[str, str]
@@ -138,37 +134,6 @@ def passthrough(
         request=request,
         extensions={**response.extensions, RESPONSE_ERROR_EXTENSION: error},
     )
-
-
-class StatsRecorder:
-    """Thread-safe running counts of cache statuses."""
-
-    _FIELDS: ClassVar[dict[str, str]] = {
-        "HIT_L1": "hits_l1",
-        "HIT_L1_STALE": "hits_l1_stale",
-        "HIT_L2": "hits_l2",
-        "MISS": "misses",
-        "BYPASS": "bypasses",
-    }
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._counts = dict.fromkeys((*self._FIELDS.values(), "unknown", "requests"), 0)
-
-    def observe(self, status: str) -> None:
-        field = self._FIELDS.get(status, "unknown")
-        with self._lock:
-            self._counts[field] += 1
-            self._counts["requests"] += 1
-
-    def snapshot(self) -> CacheStats:
-        with self._lock:
-            return CacheStats(**self._counts)
-
-    def reset(self) -> None:
-        with self._lock:
-            for key in self._counts:
-                self._counts[key] = 0
 
 
 def log_response(request: Any, response: Any) -> None:
