@@ -131,7 +131,7 @@ def codegen(session: nox.Session) -> None:
 
 @nox.session(python=DEFAULT_PYTHON)
 def bench(session: nox.Session) -> None:
-    """The five benchmarks of docs/performance.md, against 0.1.0 and plain httpx; prints the table."""
+    """The six benchmarks of docs/performance.md, against 0.1.0 and plain httpx; prints the table."""
     session.install("-e", ".[gateway,http2]", "openai>=1.0", "hypercorn>=0.16")
     session.run("python", "benchmarks/run.py", *session.posargs)
 

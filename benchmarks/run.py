@@ -1,4 +1,4 @@
-"""Run all five benchmarks and print the table with PASS/MISS per target (``nox -s bench``).
+"""Run all six benchmarks and print the table with PASS/MISS per target (``nox -s bench``).
 
     python benchmarks/run.py [--quick] [--json results.json]
 
@@ -235,6 +235,23 @@ def table(r: dict[str, Any]) -> list[tuple[str, str, str, str]]:
                 f"{verdict(e[f'ratio{suffix}'] <= 1.01)} (target <= 1.01)",
             )
         )
+    c = r["construct"]
+    rows.append(
+        (
+            "6 client construction + close",
+            f"{c['ours_ms']:.2f} ms",
+            f"httpx.Client() {c['httpx_ms']:.2f} ms (ratio {c['ratio']:.2f})",
+            f"{verdict(c['ratio'] <= 2)} (target <= 2x)",
+        )
+    )
+    rows.append(
+        (
+            "6 + first invalidation's pools",
+            f"{c['ours_first_use_ms']:.2f} ms",
+            f"ratio {c['ratio_first_use']:.2f} to httpx.Client()",
+            f"{verdict(c['ratio_first_use'] <= 2)} (target <= 2x)",
+        )
+    )
     return rows
 
 
@@ -248,18 +265,20 @@ def main() -> None:
     started = time.perf_counter()
     q = args.quick
     results: dict[str, Any] = {}
-    print("1/5 transport overhead ...", flush=True)
+    print("1/6 transport overhead ...", flush=True)
     results["transport"] = run_script(
         "bench_transport.py", "--rounds", "7" if q else "15", "--n", "10000"
     )
-    print("2/5 bulk invalidation ...", flush=True)
+    print("2/6 bulk invalidation ...", flush=True)
     results["invalidation"] = invalidation(q, args.v010_cap)
-    print("3/5 import time ...", flush=True)
+    print("3/6 import time ...", flush=True)
     results["import"] = run_script("bench_import.py", "--samples", "9" if q else "21")
-    print("4/5 reference gateway ...", flush=True)
+    print("4/6 reference gateway ...", flush=True)
     results["gateway"] = run_script("bench_gateway.py", "--rps-seconds", "3" if q else "5")
-    print("5/5 end to end ...", flush=True)
+    print("5/6 end to end ...", flush=True)
     results["e2e"] = run_script("bench_e2e.py", "--rounds", "5" if q else "15")
+    print("6/6 construction ...", flush=True)
+    results["construct"] = run_script("bench_construct.py", "--rounds", "5" if q else "9")
     results["total_seconds"] = time.perf_counter() - started
     results["python"] = sys.version.split()[0]
     results["cpus"] = os.cpu_count()
