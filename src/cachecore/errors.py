@@ -10,9 +10,10 @@ the same ``except CachecoreAuthError`` experience.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 __all__ = [
     "CachecoreAPIError",
@@ -24,10 +25,6 @@ __all__ = [
     "CachecoreStatusError",
     "CachecoreTimeoutError",
     "typed_errors",
-    # 0.1.0 names
-    "CacheCoreAuthError",
-    "CacheCoreError",
-    "CacheCoreRateLimitError",
 ]
 
 #: ``httpx.Response.extensions`` key under which a passed-through gateway error rides.
@@ -208,7 +205,27 @@ def typed_errors() -> Iterator[None]:
         raise found from exc
 
 
-# 0.1.0 names keep working.
-CacheCoreError = CachecoreError
-CacheCoreAuthError = CachecoreAuthError
-CacheCoreRateLimitError = CachecoreRateLimitError
+if TYPE_CHECKING:  # type checkers see the 0.1.0 names; at run time __getattr__ serves them
+    CacheCoreError = CachecoreError
+    CacheCoreAuthError = CachecoreAuthError
+    CacheCoreRateLimitError = CachecoreRateLimitError
+
+#: 0.1.0 name -> its replacement. They keep working, with a DeprecationWarning.
+_DEPRECATED = {
+    "CacheCoreError": "CachecoreError",
+    "CacheCoreAuthError": "CachecoreAuthError",
+    "CacheCoreRateLimitError": "CachecoreRateLimitError",
+}
+
+
+def __getattr__(name: str) -> Any:
+    replacement = _DEPRECATED.get(name)
+    if replacement is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    warnings.warn(
+        f"cachecore.errors.{name} is the 0.1.0 name, deprecated: use "
+        f"cachecore.errors.{replacement} (docs/migration.md)",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    return globals()[replacement]
