@@ -8,10 +8,11 @@ import pytest
 trio = pytest.importorskip("trio")
 openai = pytest.importorskip("openai")
 
-from contrib_helpers import GATEWAY_URL, MODEL, AsyncRecorder  # noqa: E402
+from contrib_helpers import MODEL, AsyncRecorder  # noqa: E402
 
 from cachecore import CachecoreClient  # noqa: E402
 from cachecore.testing import ReferenceGateway  # noqa: E402
+from shared_constants import GATEWAY_URL  # noqa: E402
 
 TASKS = 8
 
