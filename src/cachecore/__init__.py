@@ -7,11 +7,11 @@ the cache per call, and ``invalidate``/``invalidate_many`` for when data changes
 
 from __future__ import annotations
 
-import warnings
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ._async import AsyncCachecoreTransport, CachecoreClient
 from ._context import RequestContext, RequestHandle
+from ._deprecation import deprecated_names
 from ._models import CacheStats, CacheStatus, Dep, InvalidateResult
 from ._retry import RetryPolicy
 from ._sync import SyncCachecoreClient, SyncCachecoreTransport
@@ -39,33 +39,25 @@ if TYPE_CHECKING:  # type checkers see the 0.1.0 names; at run time __getattr__ 
     CacheCoreAuthError = CachecoreAuthError
     CacheCoreRateLimitError = CachecoreRateLimitError
 
+
+def _transport_0_1_0() -> object:
+    from ._compat import CacheCoreTransport
+
+    return CacheCoreTransport
+
+
 #: 0.1.0 name -> its replacement. They keep working, with a DeprecationWarning.
-_DEPRECATED = {
-    "CacheCoreClient": "CachecoreClient",
-    "CacheCoreTransport": "CachecoreClient(...).transport",
-    "DepDeclaration": "Dep",
-    "CacheCoreError": "CachecoreError",
-    "CacheCoreAuthError": "CachecoreAuthError",
-    "CacheCoreRateLimitError": "CachecoreRateLimitError",
-}
-
-
-def __getattr__(name: str) -> Any:
-    replacement = _DEPRECATED.get(name)
-    if replacement is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    warnings.warn(
-        f"cachecore.{name} is the 0.1.0 name, deprecated: use cachecore.{replacement} "
-        "(docs/migration.md)",
-        DeprecationWarning,
-        stacklevel=2,
-    )
-    if name == "CacheCoreTransport":
-        from ._compat import CacheCoreTransport
-
-        return CacheCoreTransport
-    return globals()[replacement]
-
+__getattr__ = deprecated_names(
+    __name__,
+    {
+        "CacheCoreClient": ("CachecoreClient", lambda: CachecoreClient),
+        "CacheCoreTransport": ("CachecoreClient(...).transport", _transport_0_1_0),
+        "DepDeclaration": ("Dep", lambda: Dep),
+        "CacheCoreError": ("CachecoreError", lambda: CachecoreError),
+        "CacheCoreAuthError": ("CachecoreAuthError", lambda: CachecoreAuthError),
+        "CacheCoreRateLimitError": ("CachecoreRateLimitError", lambda: CachecoreRateLimitError),
+    },
+)
 
 __all__ = [
     "AsyncCachecoreTransport",

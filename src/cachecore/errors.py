@@ -10,10 +10,11 @@ the same ``except CachecoreAuthError`` experience.
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
+
+from ._deprecation import deprecated_names
 
 __all__ = [
     "CachecoreAPIError",
@@ -211,21 +212,11 @@ if TYPE_CHECKING:  # type checkers see the 0.1.0 names; at run time __getattr__ 
     CacheCoreRateLimitError = CachecoreRateLimitError
 
 #: 0.1.0 name -> its replacement. They keep working, with a DeprecationWarning.
-_DEPRECATED = {
-    "CacheCoreError": "CachecoreError",
-    "CacheCoreAuthError": "CachecoreAuthError",
-    "CacheCoreRateLimitError": "CachecoreRateLimitError",
-}
-
-
-def __getattr__(name: str) -> Any:
-    replacement = _DEPRECATED.get(name)
-    if replacement is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    warnings.warn(
-        f"cachecore.errors.{name} is the 0.1.0 name, deprecated: use "
-        f"cachecore.errors.{replacement} (docs/migration.md)",
-        DeprecationWarning,
-        stacklevel=2,
-    )
-    return globals()[replacement]
+__getattr__ = deprecated_names(
+    __name__,
+    {
+        "CacheCoreError": ("CachecoreError", lambda: CachecoreError),
+        "CacheCoreAuthError": ("CachecoreAuthError", lambda: CachecoreAuthError),
+        "CacheCoreRateLimitError": ("CachecoreRateLimitError", lambda: CachecoreRateLimitError),
+    },
+)
