@@ -17,6 +17,16 @@ from shared_constants import GATEWAY_URL  # noqa: E402
 TASKS = 8
 
 
+def openai_over(acc: CachecoreClient, token: str) -> openai.AsyncOpenAI:
+    """An OpenAI client through ``acc``'s transport to the in-process gateway, no retries."""
+    return openai.AsyncOpenAI(
+        base_url=GATEWAY_URL + "/v1",
+        api_key=token,
+        http_client=httpx.AsyncClient(transport=acc.transport),
+        max_retries=0,
+    )
+
+
 def test_trio_tasks_keep_their_own_deps(
     cachecore_gateway: ReferenceGateway, cachecore_token: str, cachecore_tenant: str
 ) -> None:
@@ -36,12 +46,7 @@ def test_trio_tasks_keep_their_own_deps(
         async with CachecoreClient(
             gateway_url=GATEWAY_URL, tenant_jwt=cachecore_token, inner_transport=recorder
         ) as acc:
-            llm = openai.AsyncOpenAI(
-                base_url=GATEWAY_URL + "/v1",
-                api_key=cachecore_token,
-                http_client=httpx.AsyncClient(transport=acc.transport),
-                max_retries=0,
-            )
+            llm = openai_over(acc, cachecore_token)
             async with trio.open_nursery() as nursery:
                 for i in range(TASKS):
                     nursery.start_soon(ask, llm, acc, i)
@@ -68,12 +73,7 @@ async def test_async_client_on_each_anyio_backend(
         tenant_jwt=cachecore_token,
         inner_transport=cachecore_gateway.async_transport(),
     ) as acc:
-        llm = openai.AsyncOpenAI(
-            base_url=GATEWAY_URL + "/v1",
-            api_key=cachecore_token,
-            http_client=httpx.AsyncClient(transport=acc.transport),
-            max_retries=0,
-        )
+        llm = openai_over(acc, cachecore_token)
         seen = []
         for _ in range(2):
             with acc.request_context(deps=[f"backend:{anyio_backend}"]) as handle:
