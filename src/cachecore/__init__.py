@@ -7,23 +7,22 @@ the cache per call, and ``invalidate``/``invalidate_many`` for when data changes
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ._async import AsyncCachecoreTransport, CachecoreClient
 from ._auth import TokenInfo
-from ._compat import CacheCoreTransport
 from ._context import RequestContext, RequestHandle
+from ._deprecation import deprecated_names
 from ._models import CacheStats, CacheStatus, Dep, InvalidateResult
 from ._retry import RetryPolicy
 from ._sync import SyncCachecoreClient, SyncCachecoreTransport
 from .errors import (
     CachecoreAPIError,
-    CacheCoreAuthError,
     CachecoreAuthError,
     CachecoreClosedError,
     CachecoreConfigError,
     CachecoreConnectionError,
-    CacheCoreError,
     CachecoreError,
-    CacheCoreRateLimitError,
     CachecoreRateLimitError,
     CachecoreStatusError,
     CachecoreTimeoutError,
@@ -32,9 +31,34 @@ from .errors import (
 
 __version__ = "0.2.0"
 
-# 0.1.0 names keep working.
-CacheCoreClient = CachecoreClient
-DepDeclaration = Dep
+if TYPE_CHECKING:  # type checkers see the 0.1.0 names; at run time __getattr__ serves them
+    from ._compat import CacheCoreTransport as CacheCoreTransport
+
+    CacheCoreClient = CachecoreClient
+    DepDeclaration = Dep
+    CacheCoreError = CachecoreError
+    CacheCoreAuthError = CachecoreAuthError
+    CacheCoreRateLimitError = CachecoreRateLimitError
+
+
+def _transport_0_1_0() -> object:
+    from ._compat import CacheCoreTransport
+
+    return CacheCoreTransport
+
+
+#: 0.1.0 name -> its replacement. They keep working, with a DeprecationWarning.
+__getattr__ = deprecated_names(
+    __name__,
+    {
+        "CacheCoreClient": ("CachecoreClient", lambda: CachecoreClient),
+        "CacheCoreTransport": ("CachecoreClient(...).transport", _transport_0_1_0),
+        "DepDeclaration": ("Dep", lambda: Dep),
+        "CacheCoreError": ("CachecoreError", lambda: CachecoreError),
+        "CacheCoreAuthError": ("CachecoreAuthError", lambda: CachecoreAuthError),
+        "CacheCoreRateLimitError": ("CachecoreRateLimitError", lambda: CachecoreRateLimitError),
+    },
+)
 
 __all__ = [
     "AsyncCachecoreTransport",
@@ -60,11 +84,4 @@ __all__ = [
     "TokenInfo",
     "__version__",
     "typed_errors",
-    # 0.1.0 names
-    "CacheCoreAuthError",
-    "CacheCoreClient",
-    "CacheCoreError",
-    "CacheCoreRateLimitError",
-    "CacheCoreTransport",
-    "DepDeclaration",
 ]

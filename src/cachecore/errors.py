@@ -12,7 +12,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from ._deprecation import deprecated_names
 
 __all__ = [
     "CachecoreAPIError",
@@ -25,10 +27,6 @@ __all__ = [
     "CachecoreStatusError",
     "CachecoreTimeoutError",
     "typed_errors",
-    # 0.1.0 names
-    "CacheCoreAuthError",
-    "CacheCoreError",
-    "CacheCoreRateLimitError",
 ]
 
 #: ``httpx.Response.extensions`` key under which a passed-through gateway error rides.
@@ -213,7 +211,17 @@ def typed_errors() -> Iterator[None]:
         raise found from exc
 
 
-# 0.1.0 names keep working.
-CacheCoreError = CachecoreError
-CacheCoreAuthError = CachecoreAuthError
-CacheCoreRateLimitError = CachecoreRateLimitError
+if TYPE_CHECKING:  # type checkers see the 0.1.0 names; at run time __getattr__ serves them
+    CacheCoreError = CachecoreError
+    CacheCoreAuthError = CachecoreAuthError
+    CacheCoreRateLimitError = CachecoreRateLimitError
+
+#: 0.1.0 name -> its replacement. They keep working, with a DeprecationWarning.
+__getattr__ = deprecated_names(
+    __name__,
+    {
+        "CacheCoreError": ("CachecoreError", lambda: CachecoreError),
+        "CacheCoreAuthError": ("CachecoreAuthError", lambda: CachecoreAuthError),
+        "CacheCoreRateLimitError": ("CachecoreRateLimitError", lambda: CachecoreRateLimitError),
+    },
+)

@@ -6,7 +6,6 @@ on each face; statuses, similarities, answers and errors must match.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -15,11 +14,10 @@ import pytest
 
 from cachecore import CachecoreClient, Dep
 from cachecore.errors import CachecoreAuthError, typed_errors
-from cachecore.testing import IN_PROCESS_URL, GatewayConfig, ReferenceGateway, mint_token, serve
+from cachecore.testing import IN_PROCESS_URL, GatewayConfig, ReferenceGateway, mint_token
 
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
 
-SECRET = "e2e-faces-secret"
 MODEL = "gpt-5.4-mini"
 
 
@@ -102,19 +100,12 @@ async def script(gw: ReferenceGateway, url: str, inner: httpx.AsyncBaseTransport
     return seen, (stats.hits_l1, stats.hits_l2, stats.misses, stats.bypasses, stats.upstream_calls)
 
 
-@pytest.fixture
-def loopback() -> Iterator[tuple[ReferenceGateway, str]]:
-    gw = ReferenceGateway(GatewayConfig(secret=SECRET))
-    with serve(gw) as url:
-        yield gw, url
-
-
 async def test_in_process_and_loopback_faces_answer_alike(
-    loopback: tuple[ReferenceGateway, str],
+    cachecore_gateway: ReferenceGateway, cachecore_server: str, cachecore_secret: str
 ) -> None:
-    served_gw, url = loopback
-    over_network = await script(served_gw, url, None)
-    local_gw = ReferenceGateway(GatewayConfig(secret=SECRET))
+    # The loopback face: the pytest plugin's gateway, served by its cachecore_server.
+    over_network = await script(cachecore_gateway, cachecore_server, None)
+    local_gw = ReferenceGateway(GatewayConfig(secret=cachecore_secret))
     in_process = await script(local_gw, IN_PROCESS_URL, in_process_face(local_gw))
 
     assert in_process == over_network

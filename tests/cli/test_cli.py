@@ -6,21 +6,21 @@ import json
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
 
 import pytest
 
 from cachecore.__main__ import main
-from cachecore.testing import Fault, GatewayConfig, ReferenceGateway, mint_token, serve
+from cachecore.testing import Fault, ReferenceGateway, mint_token
 
 SECRET = "cli-secret"
 
 
-@pytest.fixture(scope="module")
-def gateway() -> Iterator[tuple[ReferenceGateway, str]]:
-    gw = ReferenceGateway(GatewayConfig(secret=SECRET))
-    with serve(gw) as url:
-        yield gw, url
+@pytest.fixture
+def gateway(
+    cachecore_gateway: ReferenceGateway, cachecore_server: str
+) -> tuple[ReferenceGateway, str]:
+    """The pytest plugin's gateway and the loopback URL its ``cachecore_server`` serves."""
+    return cachecore_gateway, cachecore_server
 
 
 @pytest.fixture

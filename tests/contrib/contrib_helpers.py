@@ -10,7 +10,6 @@ import httpx
 
 from cachecore._wire import CACHE_HEADER, CHAT_COMPLETIONS_PATH, DEPS_HEADER, decode_deps
 
-GATEWAY_URL = "http://cachecore.test"
 MODEL = "gpt-4o-mini"
 
 

@@ -6,9 +6,8 @@ import django
 from django.conf import settings
 
 from cachecore.testing import mint_token
+from shared_constants import GATEWAY_URL, SECRET
 
-GATEWAY_URL = "http://cachecore.test"
-SECRET = "django-test-secret"
 TENANT = "tenant-dj"
 
 

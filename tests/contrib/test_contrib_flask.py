@@ -14,12 +14,13 @@ import pytest
 flask = pytest.importorskip("flask")
 openai = pytest.importorskip("openai")
 
-from contrib_helpers import GATEWAY_URL, MODEL, Recorder  # noqa: E402
+from contrib_helpers import MODEL, Recorder  # noqa: E402
 from werkzeug.serving import make_server  # noqa: E402
 
 from cachecore.contrib.flask import Cachecore, get_client  # noqa: E402
 from cachecore.errors import CachecoreClosedError, CachecoreConfigError  # noqa: E402
 from cachecore.testing import ReferenceGateway  # noqa: E402
+from shared_constants import GATEWAY_URL  # noqa: E402
 
 N = 6
 

@@ -9,12 +9,13 @@ import pytest
 
 pytest.importorskip("langchain_openai")
 
-from contrib_helpers import GATEWAY_URL, MODEL, AsyncRecorder, Recorder
+from contrib_helpers import MODEL, AsyncRecorder, Recorder
 
 from cachecore import CachecoreClient, Dep, SyncCachecoreClient
 from cachecore.contrib.langchain import chat_openai, chat_openai_kwargs
 from cachecore.errors import CachecoreConfigError
 from cachecore.testing import ReferenceGateway
+from shared_constants import GATEWAY_URL
 
 
 @pytest.fixture

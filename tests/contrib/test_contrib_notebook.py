@@ -20,10 +20,11 @@ import pytest
 
 openai = pytest.importorskip("openai")
 
-from contrib_helpers import GATEWAY_URL, MODEL  # noqa: E402
+from contrib_helpers import MODEL  # noqa: E402
 
 from cachecore import CachecoreClient, SyncCachecoreClient  # noqa: E402
 from cachecore.testing import ReferenceGateway  # noqa: E402
+from shared_constants import GATEWAY_URL  # noqa: E402
 
 
 async def run_cell(source: str, namespace: dict[str, Any]) -> None:

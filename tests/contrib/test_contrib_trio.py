@@ -8,12 +8,23 @@ import pytest
 trio = pytest.importorskip("trio")
 openai = pytest.importorskip("openai")
 
-from contrib_helpers import GATEWAY_URL, MODEL, AsyncRecorder  # noqa: E402
+from contrib_helpers import MODEL, AsyncRecorder  # noqa: E402
 
 from cachecore import CachecoreClient  # noqa: E402
 from cachecore.testing import ReferenceGateway  # noqa: E402
+from shared_constants import GATEWAY_URL  # noqa: E402
 
 TASKS = 8
+
+
+def openai_over(acc: CachecoreClient, token: str) -> openai.AsyncOpenAI:
+    """An OpenAI client through ``acc``'s transport to the in-process gateway, no retries."""
+    return openai.AsyncOpenAI(
+        base_url=GATEWAY_URL + "/v1",
+        api_key=token,
+        http_client=httpx.AsyncClient(transport=acc.transport),
+        max_retries=0,
+    )
 
 
 def test_trio_tasks_keep_their_own_deps(
@@ -35,12 +46,7 @@ def test_trio_tasks_keep_their_own_deps(
         async with CachecoreClient(
             gateway_url=GATEWAY_URL, tenant_jwt=cachecore_token, inner_transport=recorder
         ) as acc:
-            llm = openai.AsyncOpenAI(
-                base_url=GATEWAY_URL + "/v1",
-                api_key=cachecore_token,
-                http_client=httpx.AsyncClient(transport=acc.transport),
-                max_retries=0,
-            )
+            llm = openai_over(acc, cachecore_token)
             async with trio.open_nursery() as nursery:
                 for i in range(TASKS):
                     nursery.start_soon(ask, llm, acc, i)
@@ -67,12 +73,7 @@ async def test_async_client_on_each_anyio_backend(
         tenant_jwt=cachecore_token,
         inner_transport=cachecore_gateway.async_transport(),
     ) as acc:
-        llm = openai.AsyncOpenAI(
-            base_url=GATEWAY_URL + "/v1",
-            api_key=cachecore_token,
-            http_client=httpx.AsyncClient(transport=acc.transport),
-            max_retries=0,
-        )
+        llm = openai_over(acc, cachecore_token)
         seen = []
         for _ in range(2):
             with acc.request_context(deps=[f"backend:{anyio_backend}"]) as handle:

@@ -8,8 +8,7 @@ import httpx
 
 from cachecore._wire import TOKEN_HEADER
 from cachecore.testing import GatewayConfig, ReferenceGateway
-
-SECRET = "gateway-test-secret"
+from shared_constants import SECRET
 
 
 class FakeClock:

@@ -18,9 +18,8 @@ import httpx
 
 from cachecore._retry import RetryPolicy
 from cachecore.testing import GatewayConfig, ReferenceGateway
+from shared_constants import SECRET
 
-SECRET = "hardening-secret"
-GATEWAY_URL = "http://cachecore.test"
 #: Small waits so the suite stays fast; ``max_retries`` is set per test.
 FAST = RetryPolicy(base_delay=0.01, max_delay=0.05, max_retry_after=0.25)
 #: How many examples each hypothesis test runs (``nox -s fuzz`` raises it).

@@ -20,10 +20,11 @@ import anyio
 import anyio.lowlevel
 import httpx
 import pytest
-from hardening_helpers import GATEWAY_URL, figure
+from hardening_helpers import figure
 
 from cachecore import CachecoreClient, Dep, SyncCachecoreClient
 from cachecore._wire import DEPS_HEADER_LC, TOKEN_HEADER_LC, decode_deps
+from shared_constants import GATEWAY_URL
 
 TOKEN = "cc_test_local.aaaa.bbbb.cccc"
 

@@ -19,7 +19,6 @@ import httpx
 import pytest
 from hardening_helpers import (
     FAST,
-    GATEWAY_URL,
     Recorder,
     answer_ok,
     chat_body,
@@ -42,6 +41,7 @@ from cachecore.errors import (
     CachecoreTimeoutError,
 )
 from cachecore.testing import Fault, ReferenceGateway, serve
+from shared_constants import GATEWAY_URL
 
 pytestmark = pytest.mark.anyio
 

@@ -12,7 +12,7 @@ import re
 
 import httpx
 import pytest
-from hardening_helpers import FAST, FUZZ_EXAMPLES, GATEWAY_URL, chat_body, closed_port
+from hardening_helpers import FAST, FUZZ_EXAMPLES, chat_body, closed_port
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -22,6 +22,7 @@ from cachecore._auth import TokenProvider
 from cachecore._wire import DEPS_HEADER_LC, TOKEN_HEADER_LC, decode_deps
 from cachecore.errors import CachecoreAuthError, CachecoreConfigError, CachecoreError
 from cachecore.testing import Fault, ReferenceGateway, mint_token, serve
+from shared_constants import GATEWAY_URL
 
 LOGGERS = ("", "cachecore", "cachecore.testing", "httpx", "httpcore", "uvicorn", "hpack")
 

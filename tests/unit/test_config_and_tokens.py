@@ -199,19 +199,37 @@ def test_dep_ids_must_be_a_sequence_of_strings() -> None:
 # -- the 0.1.0 names -----------------------------------------------------------------
 
 
-def test_0_1_0_names_still_work() -> None:
-    assert cachecore.CacheCoreClient is cachecore.CachecoreClient
-    assert cachecore.DepDeclaration is cachecore.Dep
-    assert cachecore.CacheCoreError is cachecore.CachecoreError
-    assert cachecore.CacheCoreAuthError is cachecore.CachecoreAuthError
-    assert cachecore.CacheCoreRateLimitError is cachecore.CachecoreRateLimitError
+def test_0_1_0_names_still_work_and_warn() -> None:
+    renamed = {
+        "CacheCoreClient": cachecore.CachecoreClient,
+        "DepDeclaration": cachecore.Dep,
+        "CacheCoreError": cachecore.CachecoreError,
+        "CacheCoreAuthError": cachecore.CachecoreAuthError,
+        "CacheCoreRateLimitError": cachecore.CachecoreRateLimitError,
+    }
+    for old, new in renamed.items():
+        with pytest.warns(
+            DeprecationWarning, match=rf"cachecore\.{old} .*use cachecore\.{new.__name__}"
+        ):
+            assert getattr(cachecore, old) is new
+        assert old not in cachecore.__all__
+    with pytest.warns(
+        DeprecationWarning, match=r"use cachecore\.CachecoreClient\(\.\.\.\)\.transport"
+    ):
+        from cachecore import CacheCoreTransport  # noqa: F401
+    assert "CacheCoreTransport" not in cachecore.__all__
     assert cachecore.InvalidateResult.__name__ == "InvalidateResult"
-    from cachecore.errors import CacheCoreAuthError, CacheCoreRateLimitError
+    with pytest.warns(DeprecationWarning, match="use cachecore.errors.CachecoreAuthError"):
+        from cachecore.errors import CacheCoreAuthError
+    with pytest.warns(DeprecationWarning, match="use cachecore.errors.CachecoreRateLimitError"):
+        from cachecore.errors import CacheCoreRateLimitError
 
     assert CacheCoreAuthError is cachecore.CachecoreAuthError
     assert CacheCoreRateLimitError is cachecore.CachecoreRateLimitError
     for name in cachecore.__all__:
         assert hasattr(cachecore, name), name
+    with pytest.raises(AttributeError, match="has no attribute 'CacheCoreNothing'"):
+        cachecore.CacheCoreNothing  # noqa: B018
 
 
 async def _send(transport: httpx.AsyncBaseTransport, *urls: str) -> None:
@@ -225,17 +243,44 @@ async def _send(transport: httpx.AsyncBaseTransport, *urls: str) -> None:
 async def test_0_1_0_transport_call_form() -> None:
     seen: list[httpx.Request] = []
     mock = httpx.MockTransport(lambda r: seen.append(r) or httpx.Response(200))  # type: ignore[func-returns-value]
+    with pytest.warns(DeprecationWarning, match="0.1.0 name"):
+        old_transport = cachecore.CacheCoreTransport
+    # It wraps the transport rather than subclassing it and reaching into its state.
+    assert not issubclass(old_transport, cachecore.AsyncCachecoreTransport)
     with pytest.warns(DeprecationWarning, match="sends the tenant token to every host"):
-        legacy = cachecore.CacheCoreTransport("legacy-token", wrapped=mock)
-    await _send(legacy, "http://anywhere.test/v1/x")
+        legacy = old_transport("legacy-token", wrapped=mock)
+    await _send(legacy, "http://anywhere.test/v1/x", "https://elsewhere.test:8443/")
+    assert seen[-2].headers["x-cachecore-token"] == "legacy-token"
     assert seen[-1].headers["x-cachecore-token"] == "legacy-token"
 
-    scoped = cachecore.CacheCoreTransport(
-        "legacy-token", wrapped=mock, gateway_url="http://gw.test"
-    )
+    scoped = old_transport("legacy-token", wrapped=mock, gateway_url="http://gw.test")
     await _send(scoped, "http://gw.test/v1/x", "http://other.test/")
     assert seen[-2].headers["x-cachecore-token"] == "legacy-token"
     assert "x-cachecore-token" not in seen[-1].headers
+    assert "every host" in repr(legacy)
+    assert "http://gw.test" in repr(scoped)
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_0_1_0_transport_closes_wrapped_once_and_refuses_after() -> None:
+    closed: list[str] = []
+
+    class Wrapped(httpx.AsyncBaseTransport):
+        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+            return httpx.Response(200)
+
+        async def aclose(self) -> None:
+            closed.append("closed")
+
+    with pytest.warns(DeprecationWarning, match="0.1.0 name"):
+        old_transport = cachecore.CacheCoreTransport
+    with pytest.warns(DeprecationWarning, match="every host"):
+        legacy = old_transport("t", wrapped=Wrapped())
+    await _send(legacy, "http://a.test/", "http://b.test/")  # two origins, one wrapped
+    assert closed == ["closed"]  # the client closed its transport, which closed wrapped once
+    with pytest.raises(RuntimeError, match="is closed"):
+        await _send(legacy, "http://a.test/")
 
 
 def test_errors_pickle_with_their_fields() -> None:

@@ -16,6 +16,20 @@ from __future__ import annotations
 
 __all__: list[str] = []
 
+#: Framework setting (without the framework's prefix) -> ``SyncCachecoreClient``
+#: keyword argument: the one table Flask (``CACHECORE_<KEY>`` in ``app.config``) and
+#: Django (``<KEY>`` in ``settings.CACHECORE``) read.
+CLIENT_SETTINGS: dict[str, str] = {
+    "GATEWAY_URL": "gateway_url",
+    "TOKEN": "tenant_jwt",
+    "TIMEOUT": "timeout",
+    "MAX_RETRIES": "max_retries",
+    "MAX_CONCURRENCY": "max_concurrency",
+    "GATEWAY_ERRORS": "gateway_errors",
+    "COLLECT_STATS": "collect_stats",
+    "DEBUG": "debug",
+}
+
 
 def missing_extra(framework: str, extra: str, error: ImportError) -> ImportError:
     """An ImportError that names the extra to install, chained to the original one.

@@ -37,7 +37,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from cachecore import Dep, RequestContext, SyncCachecoreClient
-from cachecore.contrib import missing_extra
+from cachecore.contrib import CLIENT_SETTINGS, missing_extra
 from cachecore.errors import CachecoreConfigError
 
 try:
@@ -51,16 +51,7 @@ __all__ = ["CONFIG_KEYS", "EXTENSION_KEY", "Cachecore", "get_client"]
 EXTENSION_KEY = "cachecore"
 
 #: ``app.config`` key -> ``SyncCachecoreClient`` keyword argument.
-CONFIG_KEYS: dict[str, str] = {
-    "CACHECORE_GATEWAY_URL": "gateway_url",
-    "CACHECORE_TOKEN": "tenant_jwt",
-    "CACHECORE_TIMEOUT": "timeout",
-    "CACHECORE_MAX_RETRIES": "max_retries",
-    "CACHECORE_MAX_CONCURRENCY": "max_concurrency",
-    "CACHECORE_GATEWAY_ERRORS": "gateway_errors",
-    "CACHECORE_COLLECT_STATS": "collect_stats",
-    "CACHECORE_DEBUG": "debug",
-}
+CONFIG_KEYS: dict[str, str] = {f"CACHECORE_{key}": arg for key, arg in CLIENT_SETTINGS.items()}
 
 
 class _AppState:

@@ -20,6 +20,18 @@ SSE_TYPE = "text/event-stream"
 IN_PROCESS_URL = "http://cachecore.test"
 
 
+class Refused(Exception):
+    """A request the gateway refuses: ``code`` is machine-readable, ``message`` says why.
+
+    The message names the field and the fix, and never quotes a token.
+    """
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
 @dataclass(frozen=True, slots=True)
 class GatewayRequest:
     """One HTTP request; header names lower-cased."""

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from cachecore._auth import b64url_decode, b64url_encode, decode_segment, split_token
+from cachecore.testing._http import Refused
 
 #: Tokens longer than this are refused before any decoding (cheap DoS guard).
 MAX_TOKEN_CHARS = 8 * 1024
@@ -34,13 +35,8 @@ class Claims:
     expires_at: float
 
 
-class TokenRejected(Exception):
-    """A token failed verification; ``code`` is machine-readable, the message never quotes it."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
+class TokenRejected(Refused):
+    """A token failed verification (a 401); ``code`` is machine-readable, the message never quotes it."""
 
 
 def _secret_bytes(secret: str | bytes) -> bytes:

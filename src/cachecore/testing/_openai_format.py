@@ -15,19 +15,16 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
+from cachecore.testing._http import Refused
+
 #: Request fields that change how the answer is delivered, not what it is.
 DELIVERY_FIELDS = frozenset({"stream", "stream_options"})
 
 _WORDS = re.compile(r"\S+\s*|\s+")
 
 
-class BadRequest(Exception):
-    """The request cannot be served; the message names the field and the fix."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
+class BadRequest(Refused):
+    """The request cannot be served (a 400); the message names the field and the fix."""
 
 
 def check_chat_request(body: object) -> dict[str, Any]:

@@ -11,7 +11,7 @@ import threading
 from typing import Any
 
 from cachecore import SyncCachecoreClient
-from cachecore.contrib import missing_extra
+from cachecore.contrib import CLIENT_SETTINGS, missing_extra
 
 try:
     from django.conf import settings  # type: ignore[import-untyped]
@@ -27,17 +27,8 @@ SETTING = "CACHECORE"
 
 #: ``CACHECORE`` key -> ``SyncCachecoreClient`` keyword argument.
 #: ``GATEWAY_URL`` and ``TOKEN`` fall back to ``CACHECORE_GATEWAY_URL`` / ``CACHECORE_TOKEN``.
-SETTINGS_KEYS: dict[str, str] = {
-    "GATEWAY_URL": "gateway_url",
-    "TOKEN": "tenant_jwt",
-    "TIMEOUT": "timeout",
-    "MAX_RETRIES": "max_retries",
-    "MAX_CONCURRENCY": "max_concurrency",
-    "GATEWAY_ERRORS": "gateway_errors",
-    "COLLECT_STATS": "collect_stats",
-    "DEBUG": "debug",
-    "INNER_TRANSPORT": "inner_transport",
-}
+#: Django also takes ``INNER_TRANSPORT`` (Flask takes ``inner_transport=`` as an override).
+SETTINGS_KEYS: dict[str, str] = {**CLIENT_SETTINGS, "INNER_TRANSPORT": "inner_transport"}
 
 #: Keys that steer this integration rather than the client, with their defaults.
 BEHAVIOUR_KEYS: dict[str, Any] = {
