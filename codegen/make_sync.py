@@ -59,9 +59,21 @@ class Tree(NamedTuple):
     renames: Mapping[str, str] = {}  # this tree's own extra rules (never mutated)
 
 
-#: Every generated tree, one line each.
+#: ``cachecore.testing``: names of the public sync faces that do not follow the
+#: ``Async`` prefix rule (``gateway.transport()``, ``cachecore_sync_client``, ...).
+TESTING_RENAMES = {
+    "AsyncGatewayTransport": "GatewayTransport",
+    "async_transport": "transport",
+    "cachecore_client": "cachecore_sync_client",
+    "handle_async": "handle_sync",
+    "async_checkpoint": "sync_checkpoint",
+}
+
+#: Every generated tree, one line each: (async source, generated sync folder,
+#: ships in the wheel, the tree's own renames).
 TREES = [
     Tree("src/cachecore/_async", "src/cachecore/_sync", wheel=True),
+    Tree("src/cachecore/testing/_async", "src/cachecore/testing/_sync", True, TESTING_RENAMES),
     Tree("tests/_async", "tests/_sync", wheel=False),
 ]
 
@@ -133,8 +145,12 @@ def _rewrite_prose(source: str, rules: dict[str, str]) -> str:
     return tokenize_rt.tokens_to_src(tokens)
 
 
-def _ruff_format(folder: Path) -> None:
-    """``ruff format`` every file under ``folder`` with the project's settings."""
+def _ruff_format(files: list[Path]) -> None:
+    """``ruff format`` ``files`` with the project's settings.
+
+    Files are named one by one: ruff then formats them even though the project
+    excludes generated (``_sync``) folders from ruff.
+    """
     try:
         version = subprocess.run(
             [sys.executable, "-m", "ruff", "--version"],
@@ -155,26 +171,27 @@ def _ruff_format(folder: Path) -> None:
         )
     config = Path(__file__).resolve().parent.parent / "pyproject.toml"
     subprocess.run(
-        [sys.executable, "-m", "ruff", "format", "--quiet", "--config", str(config), str(folder)],
+        [sys.executable, "-m", "ruff", "format", "--quiet", "--config", str(config)]
+        + [str(f) for f in files],
         check=True,
     )
 
 
 def _rewrite(tree: Tree, work: Path) -> None:
-    """Write the sync text (not formatted yet) of every ``.py`` file of ``tree`` to ``work/_sync``."""
+    """Write the sync text (not formatted yet) of every ``.py`` file of ``tree`` to ``work/generated``."""
     import unasync  # dev dependency; imported late so --help works without it
 
-    staging = work / "_async"
+    staging = work / "source"
     shutil.copytree(ROOT / tree.source, staging, ignore=shutil.ignore_patterns("__pycache__"))
     files = sorted(str(p) for p in staging.rglob("*.py"))
     rule = unasync.Rule(
         fromdir=str(staging) + "/",
-        todir=str(work / "_sync") + "/",
+        todir=str(work / "generated") + "/",
         additional_replacements=_rules(tree),
     )
     unasync.unasync_files(files, [rule])
-    for path in sorted((work / "_sync").rglob("*.py")):
-        rel = path.relative_to(work / "_sync").as_posix()
+    for path in sorted((work / "generated").rglob("*.py")):
+        rel = path.relative_to(work / "generated").as_posix()
         text = _rewrite_prose(path.read_text("utf-8"), _rules(tree))
         path.write_text(HEADER.format(source=f"{tree.source}/{rel}") + text, "utf-8")
 
@@ -188,8 +205,8 @@ def generate(trees: list[Tree] | None = None) -> dict[str, dict[str, str]]:
             work = Path(tmp) / str(i)
             work.mkdir()
             _rewrite(tree, work)
-            works[tree.target] = work / "_sync"
-        _ruff_format(Path(tmp))
+            works[tree.target] = work / "generated"
+        _ruff_format(sorted(p for folder in works.values() for p in folder.rglob("*.py")))
         for target, folder in works.items():
             out[target] = {
                 p.relative_to(folder).as_posix(): p.read_text("utf-8")

@@ -11,7 +11,6 @@ from types import ModuleType
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-COPIED = ["src/cachecore/_async", "src/cachecore/_sync", "codegen"]
 #: A few test twins are enough to exercise the tests tree (and keep the check quick);
 #: test_openai_sdk.py is the one that uses the AsyncOpenAI rule, test_http_clients.py
 #: the aread/aiter_bytes ones, test_e2e_openai.py the DefaultAsyncHttpxClient one.
@@ -39,13 +38,16 @@ def load_codegen() -> ModuleType:
 @pytest.fixture
 def codegen(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> ModuleType:
     """The codegen module, pointed at a copy of the repository's twin trees."""
-    for rel in COPIED:
-        shutil.copytree(REPO / rel, tmp_path / rel, ignore=shutil.ignore_patterns("__pycache__"))
-    for tree in ("tests/_async", "tests/_sync"):
-        (tmp_path / tree).mkdir(parents=True)
-        for name in TEST_FILES:
-            shutil.copy(REPO / tree / name, tmp_path / tree / name)
     module = load_codegen()
+    for tree in module.TREES:
+        for rel in (tree.source, tree.target):
+            if rel.startswith("tests/"):
+                (tmp_path / rel).mkdir(parents=True)
+                for name in TEST_FILES:
+                    shutil.copy(REPO / rel / name, tmp_path / rel / name)
+            else:
+                ignore = shutil.ignore_patterns("__pycache__")
+                shutil.copytree(REPO / rel, tmp_path / rel, ignore=ignore)
     monkeypatch.setattr(module, "ROOT", tmp_path)
     return module
 
@@ -196,3 +198,4 @@ def test_one_table_declares_every_generated_tree() -> None:
         assert tree.wheel == tree.source.startswith("src/")
         assert (REPO / tree.source).is_dir()
         assert (REPO / tree.target).is_dir()
+
