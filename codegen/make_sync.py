@@ -74,6 +74,7 @@ TESTING_RENAMES = {
 TREES = [
     Tree("src/cachecore/_async", "src/cachecore/_sync", wheel=True),
     Tree("src/cachecore/testing/_async", "src/cachecore/testing/_sync", True, TESTING_RENAMES),
+    Tree("src/cachecore/_demo/_async", "src/cachecore/_demo/_sync", wheel=True),
     Tree("tests/_async", "tests/_sync", wheel=False),
 ]
 

@@ -199,3 +199,20 @@ def test_one_table_declares_every_generated_tree() -> None:
         assert (REPO / tree.source).is_dir()
         assert (REPO / tree.target).is_dir()
 
+
+def test_the_core_trees_import_neither_openai_nor_the_demo() -> None:
+    """The demo's walk is a tree of its own: the core twins stay free of openai."""
+    import ast
+
+    for tree in ("src/cachecore/_async", "src/cachecore/_sync"):
+        for path in (REPO / tree).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, ast.Import):
+                    names = [alias.name for alias in node.names]
+                elif isinstance(node, ast.ImportFrom):
+                    names = [node.module or ""] + [alias.name for alias in node.names]
+                else:
+                    continue
+                for name in names:
+                    assert not name.startswith("openai"), (path, name)
+                    assert "_demo" not in name, (path, name)
