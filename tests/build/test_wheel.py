@@ -56,6 +56,9 @@ def test_wheel_ships_both_twins(tmp_path: Path) -> None:
         "_async/_transport.py",
         "_sync/_client.py",
         "_sync/_transport.py",
+        "testing/_async/_transport.py",
+        "testing/_sync/_transport.py",
+        "testing/_sync/_fixtures.py",
         "py.typed",
     ):
         assert f"cachecore/{module}" in names

@@ -159,12 +159,12 @@ class ReferenceGateway:
         self.faults.clear()
 
     def transport(self) -> httpx.BaseTransport:
-        from cachecore.testing._transports import GatewayTransport
+        from cachecore.testing._sync._transport import GatewayTransport
 
         return GatewayTransport(self)
 
     def async_transport(self) -> httpx.AsyncBaseTransport:
-        from cachecore.testing._transports import AsyncGatewayTransport
+        from cachecore.testing._async._transport import AsyncGatewayTransport
 
         return AsyncGatewayTransport(self)
 

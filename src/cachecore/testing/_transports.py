@@ -1,16 +1,14 @@
-"""The in-process face: httpx transports that call the gateway core directly.
+"""What the in-process faces share, and the few primitives that differ by flavour.
 
-No sockets, any host name: ``httpx.Client(transport=gateway.transport())`` with
-``base_url="http://cachecore.test"`` reaches the gateway. Streamed answers are
-real byte streams. A delay longer than the request's read timeout raises
-``httpx.ReadTimeout`` after the timeout, as a network transport would, so timeout
-handling can be tested without a server.
+The faces themselves (httpx transports that call the gateway core directly) are
+written once, async, in ``cachecore/testing/_async/_transport.py``; the sync face
+in ``cachecore/testing/_sync/`` is generated from it (``codegen/make_sync.py``),
+which maps each ``async_*``/``handle_async`` primitive below to its sync partner.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Iterable, Iterator
 from typing import TYPE_CHECKING
 
 import anyio
@@ -36,7 +34,7 @@ def read_timeout(request: httpx.Request) -> float | None:
     return float(value) if isinstance(value, (int, float)) else None
 
 
-def _timed_out(request: httpx.Request, delay: float) -> float | None:
+def timed_out(request: httpx.Request, delay: float) -> float | None:
     """The read timeout when ``delay`` exceeds it, else ``None``."""
     limit = read_timeout(request)
     return limit if limit is not None and delay > limit else None
@@ -49,95 +47,22 @@ async def handle_async(gateway: ReferenceGateway, request: GatewayRequest) -> Ga
     return gateway.handle(request)
 
 
-class _Chunks(httpx.SyncByteStream):
-    def __init__(self, chunks: Iterable[bytes]) -> None:
-        self._chunks = chunks
-
-    def __iter__(self) -> Iterator[bytes]:
-        yield from self._chunks
+def handle_sync(gateway: ReferenceGateway, request: GatewayRequest) -> GatewayResponse:
+    return gateway.handle(request)
 
 
-class _AsyncChunks(httpx.AsyncByteStream):
-    def __init__(self, chunks: Iterable[bytes]) -> None:
-        self._chunks = chunks
-
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        for chunk in self._chunks:
-            yield chunk
-            await (
-                anyio.lowlevel.checkpoint()
-            )  # let other tasks run between events, as a socket would
+async def async_sleep(seconds: float) -> None:
+    await anyio.sleep(seconds)
 
 
-def _read(request: httpx.Request, limit: int) -> bytes:
-    """Read a request body, stopping just past ``limit`` (the core then answers 413)."""
-    if isinstance(request.stream, httpx.ByteStream) or not isinstance(
-        request.stream, httpx.SyncByteStream
-    ):
-        return request.read()
-    parts, size = [], 0
-    for part in request.stream:
-        parts.append(part)
-        size += len(part)
-        if size > limit:
-            break
-    return b"".join(parts)
+def sync_sleep(seconds: float) -> None:
+    time.sleep(seconds)
 
 
-async def _aread(request: httpx.Request, limit: int) -> bytes:
-    """``_read`` for async request streams."""
-    if isinstance(request.stream, httpx.ByteStream) or not isinstance(
-        request.stream, httpx.AsyncByteStream
-    ):
-        return request.read()
-    parts, size = [], 0
-    async for part in request.stream:
-        parts.append(part)
-        size += len(part)
-        if size > limit:
-            break
-    return b"".join(parts)
+async def async_checkpoint() -> None:
+    """Let other tasks run (between streamed events, as a socket would)."""
+    await anyio.lowlevel.checkpoint()
 
 
-class GatewayTransport(httpx.BaseTransport):
-    """Sync face: ``httpx.Client(transport=gateway.transport())``."""
-
-    def __init__(self, gateway: ReferenceGateway) -> None:
-        self.gateway = gateway
-
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
-        body = _read(request, self.gateway.config.max_body_bytes)
-        response = self.gateway.handle(to_gateway_request(request, body))
-        limit = _timed_out(request, response.delay)
-        if limit is not None:
-            time.sleep(limit)
-            raise httpx.ReadTimeout("the reference gateway answered too slowly", request=request)
-        if response.delay:
-            time.sleep(response.delay)
-        if response.chunks is None:
-            return httpx.Response(response.status, headers=response.headers, content=response.body)
-        return httpx.Response(
-            response.status, headers=response.headers, stream=_Chunks(response.chunks)
-        )
-
-
-class AsyncGatewayTransport(httpx.AsyncBaseTransport):
-    """Async face: ``httpx.AsyncClient(transport=gateway.async_transport())``."""
-
-    def __init__(self, gateway: ReferenceGateway) -> None:
-        self.gateway = gateway
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        body = await _aread(request, self.gateway.config.max_body_bytes)
-        response = await handle_async(self.gateway, to_gateway_request(request, body))
-        limit = _timed_out(request, response.delay)
-        if limit is not None:
-            await anyio.sleep(limit)
-            raise httpx.ReadTimeout("the reference gateway answered too slowly", request=request)
-        if response.delay:
-            await anyio.sleep(response.delay)
-        if response.chunks is None:
-            return httpx.Response(response.status, headers=response.headers, content=response.body)
-        return httpx.Response(
-            response.status, headers=response.headers, stream=_AsyncChunks(response.chunks)
-        )
+def sync_checkpoint() -> None:
+    """Nothing: a sync stream has no other tasks to let run."""

@@ -5,20 +5,35 @@ makes them available everywhere. The gateway is in-process (no sockets) and
 fresh per test; ``cachecore_server`` adds a real loopback server when a test
 needs one (uvicorn, from the ``gateway`` extra). Client fixtures import the SDK
 lazily so the plugin loads even when a test never touches a client.
+
+The client fixtures are written once: ``cachecore_client`` (async) in
+``cachecore/testing/_async/_fixtures.py``, and ``cachecore_sync_client`` generated
+from it by ``codegen/make_sync.py``.
 """
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 
+from cachecore.testing._async._fixtures import cachecore_client
 from cachecore.testing._config import GatewayConfig
 from cachecore.testing._gateway import ReferenceGateway
-from cachecore.testing._http import IN_PROCESS_URL
 from cachecore.testing._jwt import mint_token
+from cachecore.testing._sync._fixtures import cachecore_sync_client
+
+__all__ = [
+    "cachecore_client",
+    "cachecore_gateway",
+    "cachecore_mint",
+    "cachecore_secret",
+    "cachecore_server",
+    "cachecore_sync_client",
+    "cachecore_tenant",
+    "cachecore_token",
+]
 
 
 @pytest.fixture
@@ -63,39 +78,3 @@ def cachecore_server(cachecore_gateway: ReferenceGateway) -> Iterator[str]:
 
     with serve(cachecore_gateway) as url:
         yield url
-
-
-def _sdk(name: str) -> Any:
-    return getattr(importlib.import_module("cachecore"), name)
-
-
-@pytest.fixture
-async def cachecore_client(
-    cachecore_gateway: ReferenceGateway, cachecore_token: str
-) -> AsyncIterator[Any]:
-    """A ``cachecore.CachecoreClient`` wired to the in-process gateway (anyio tests)."""
-    client = _sdk("CachecoreClient")(
-        gateway_url=IN_PROCESS_URL,
-        tenant_jwt=cachecore_token,
-        inner_transport=cachecore_gateway.async_transport(),
-    )
-    try:
-        yield client
-    finally:
-        await client.aclose()
-
-
-@pytest.fixture
-def cachecore_sync_client(
-    cachecore_gateway: ReferenceGateway, cachecore_token: str
-) -> Iterator[Any]:
-    """A ``cachecore.SyncCachecoreClient`` wired to the in-process gateway."""
-    client = _sdk("SyncCachecoreClient")(
-        gateway_url=IN_PROCESS_URL,
-        tenant_jwt=cachecore_token,
-        inner_transport=cachecore_gateway.transport(),
-    )
-    try:
-        yield client
-    finally:
-        client.close()

@@ -259,8 +259,8 @@ def run_demo(
                 file=stream,
             )
             started = time.perf_counter()
-            from cachecore._async._demo_walk import walk as walk_async
-            from cachecore._sync._demo_walk import walk as walk_sync
+            from cachecore._demo._async.walk import walk as walk_async
+            from cachecore._demo._sync.walk import walk as walk_sync
 
             rows = asyncio.run(walk_async(url, tokens, "async"))
             rows += walk_sync(url, tokens, "sync")
