@@ -12,7 +12,7 @@ import sys
 import pytest
 
 from cachecore import _demo
-from cachecore._demo import run_demo
+from cachecore._demo import _plan, run_demo
 
 pytestmark = pytest.mark.e2e
 
@@ -91,14 +91,14 @@ def test_demo_explains_a_missing_extra(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_demo_reports_an_unexpected_status(monkeypatch: pytest.MonkeyPatch) -> None:
-    plan = _demo._plan
+    plan = _plan.plan
 
-    def wrong_plan(client: str) -> list[_demo.Step]:
+    def wrong_plan(client: str) -> list[_plan.Step]:
         steps = plan(client)
-        steps[2] = _demo.Step(2, "expects the impossible", steps[2].tenant, "MISS", steps[2].prompt)
+        steps[2] = _plan.Step(2, "expects the impossible", steps[2].tenant, "MISS", steps[2].prompt)
         return steps
 
-    monkeypatch.setattr(_demo, "_plan", wrong_plan)
+    monkeypatch.setattr(_plan, "plan", wrong_plan)
     out = io.StringIO()
     assert run_demo(latency=0.0, color=False, out=out) == 1
     last = out.getvalue().strip().splitlines()[-1]

@@ -77,7 +77,7 @@ class AsyncCachecoreTransport(httpx.AsyncBaseTransport):
         url = (
             gateway_url if isinstance(gateway_url, httpx.URL) else resolve_gateway_url(gateway_url)
         )
-        self._origin: Origin | None = Origin.of(url)
+        self._origin = Origin.of(url)
         self._token = (
             tenant_jwt if isinstance(tenant_jwt, TokenProvider) else TokenProvider(tenant_jwt)
         )
@@ -106,8 +106,7 @@ class AsyncCachecoreTransport(httpx.AsyncBaseTransport):
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         lib = _httplib.library_of(request)
-        origin = self._origin
-        if origin is not None and not origin.matches(request.url):
+        if not self._origin.matches(request.url):
             # Another host, or a redirect away from the gateway: nothing of ours goes there.
             if _steering.carries_ours(request):
                 request = _steering.outgoing(request, lib, (), _steering.OUR_HEADERS)
@@ -244,7 +243,7 @@ class AsyncCachecoreTransport(httpx.AsyncBaseTransport):
         await self._close_pools()
 
     def __repr__(self) -> str:
-        where = str(self._origin) if self._origin is not None else "any origin"
+        where = str(self._origin)
         return f"{type(self).__name__}(gateway={where!r})"
 
 

@@ -14,9 +14,9 @@ from typing import Any, cast
 import httpx
 from openai import AsyncOpenAI
 
-from cachecore import _demo
 from cachecore._async import CachecoreClient
-from cachecore._demo import Row
+from cachecore._demo import _plan
+from cachecore._demo._plan import Row
 from cachecore._models import CacheStatus, Dep
 
 
@@ -25,15 +25,15 @@ async def walk(url: str, tokens: dict[str, str], flavour: str) -> list[Row]:
     rows: list[Row] = []
     clients: dict[str, tuple[CachecoreClient, AsyncOpenAI]] = {}
     try:
-        for step in _demo._plan(flavour):
+        for step in _plan.plan(flavour):
             if step.plain:
                 async with AsyncOpenAI(base_url=f"{url}/v1", api_key=tokens[step.tenant]) as plain:
                     started = time.perf_counter()
                     raw = await plain.chat.completions.with_raw_response.create(
-                        model=_demo.MODEL,
-                        messages=_demo._messages(step.prompt),  # type: ignore[arg-type]
+                        model=_plan.MODEL,
+                        messages=_plan.messages(step.prompt),  # type: ignore[arg-type]
                     )
-                rows.append(_demo._row(step, flavour, CacheStatus.from_headers(raw), started))
+                rows.append(_plan.row(step, flavour, CacheStatus.from_headers(raw), started))
                 continue
             if step.tenant not in clients:
                 cc = CachecoreClient(url, tokens[step.tenant])
@@ -48,15 +48,15 @@ async def walk(url: str, tokens: dict[str, str], flavour: str) -> list[Row]:
             started = time.perf_counter()
             if step.invalidate is not None:
                 result = await cc.invalidate(*step.invalidate)
-                rows.append(_demo._row(step, flavour, "ok" if result.ok else "FAILED", started))
+                rows.append(_plan.row(step, flavour, "ok" if result.ok else "FAILED", started))
                 continue
             deps = [Dep(dep_id, hash=h) for dep_id, h in step.deps]
             with cc.request_context(deps=deps, bypass=step.bypass) as ctx:
                 await sdk.chat.completions.create(
-                    model=_demo.MODEL,
-                    messages=_demo._messages(step.prompt),  # type: ignore[arg-type]
+                    model=_plan.MODEL,
+                    messages=_plan.messages(step.prompt),  # type: ignore[arg-type]
                 )
-            rows.append(_demo._row(step, flavour, ctx.last or CacheStatus(), started))
+            rows.append(_plan.row(step, flavour, ctx.last or CacheStatus(), started))
     finally:
         for cc, sdk in clients.values():
             await sdk.close()

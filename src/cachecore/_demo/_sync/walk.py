@@ -16,9 +16,9 @@ from typing import Any, cast
 import httpx
 from openai import OpenAI
 
-from cachecore import _demo
 from cachecore._sync import SyncCachecoreClient
-from cachecore._demo import Row
+from cachecore._demo import _plan
+from cachecore._demo._plan import Row
 from cachecore._models import CacheStatus, Dep
 
 
@@ -27,15 +27,15 @@ def walk(url: str, tokens: dict[str, str], flavour: str) -> list[Row]:
     rows: list[Row] = []
     clients: dict[str, tuple[SyncCachecoreClient, OpenAI]] = {}
     try:
-        for step in _demo._plan(flavour):
+        for step in _plan.plan(flavour):
             if step.plain:
                 with OpenAI(base_url=f"{url}/v1", api_key=tokens[step.tenant]) as plain:
                     started = time.perf_counter()
                     raw = plain.chat.completions.with_raw_response.create(
-                        model=_demo.MODEL,
-                        messages=_demo._messages(step.prompt),  # type: ignore[arg-type]
+                        model=_plan.MODEL,
+                        messages=_plan.messages(step.prompt),  # type: ignore[arg-type]
                     )
-                rows.append(_demo._row(step, flavour, CacheStatus.from_headers(raw), started))
+                rows.append(_plan.row(step, flavour, CacheStatus.from_headers(raw), started))
                 continue
             if step.tenant not in clients:
                 cc = SyncCachecoreClient(url, tokens[step.tenant])
@@ -50,15 +50,15 @@ def walk(url: str, tokens: dict[str, str], flavour: str) -> list[Row]:
             started = time.perf_counter()
             if step.invalidate is not None:
                 result = cc.invalidate(*step.invalidate)
-                rows.append(_demo._row(step, flavour, "ok" if result.ok else "FAILED", started))
+                rows.append(_plan.row(step, flavour, "ok" if result.ok else "FAILED", started))
                 continue
             deps = [Dep(dep_id, hash=h) for dep_id, h in step.deps]
             with cc.request_context(deps=deps, bypass=step.bypass) as ctx:
                 sdk.chat.completions.create(
-                    model=_demo.MODEL,
-                    messages=_demo._messages(step.prompt),  # type: ignore[arg-type]
+                    model=_plan.MODEL,
+                    messages=_plan.messages(step.prompt),  # type: ignore[arg-type]
                 )
-            rows.append(_demo._row(step, flavour, ctx.last or CacheStatus(), started))
+            rows.append(_plan.row(step, flavour, ctx.last or CacheStatus(), started))
     finally:
         for cc, sdk in clients.values():
             sdk.close()
