@@ -54,6 +54,10 @@ class RequestHandle:
         # parsing costs microseconds, so the transport's hot path leaves it to the reader.
         self._statuses: list[CacheStatus | Any] = []
 
+    def _record(self, status: CacheStatus | Any) -> None:
+        """Add a response's status (or the headers to parse it from, when read)."""
+        self._statuses.append(status)
+
     def _resolved(self) -> list[CacheStatus]:
         items = self._statuses
         for i, item in enumerate(items):
@@ -167,7 +171,7 @@ class _Frame:
         frame: _Frame | None = self
         while frame is not None:
             if not frame.closed:
-                frame.handle._statuses.append(status)
+                frame.handle._record(status)
             frame = frame.parent
 
 
