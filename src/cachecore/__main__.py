@@ -64,6 +64,10 @@ def _cmd_gateway(args: argparse.Namespace) -> int:
         print(f"cachecore gateway: {exc}", file=sys.stderr)
         return 2
     print(f"cachecore reference gateway listening on {url_of(sock)}", flush=True)
+    print(
+        f"  a tenant token: {SECRET_ENV}=<the same secret> cachecore token mint --tenant NAME",
+        flush=True,
+    )
     server.run(sockets=[sock])
     return 0
 
@@ -100,7 +104,10 @@ _SUBCOMMANDS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
     parser = argparse.ArgumentParser(prog="cachecore", description="Cachecore command-line tools")
+    parser.add_argument("--version", action="version", version=f"cachecore-python {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for add in _SUBCOMMANDS:
         add(sub)

@@ -83,6 +83,52 @@ def add_token(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     inspect.add_argument("--json", action="store_true", help="one JSON document on stdout")
     inspect.set_defaults(run=run_token_inspect)
+    mint = tsub.add_parser(
+        "mint",
+        help="mint a tenant token for the reference gateway (cachecore gateway)",
+        description=(
+            "Sign a tenant token with the reference gateway's HS256 secret and print it "
+            f"alone on stdout. The secret comes from ${SECRET_ENV} or --secret-file, "
+            "never from the command line (it would show in ps and shell history)."
+        ),
+    )
+    mint.add_argument("--tenant", required=True, help="the tenant id (its cache namespace)")
+    mint.add_argument(
+        "--ttl", type=float, default=3600.0, help="seconds until it expires (default 3600)"
+    )
+    mint.add_argument("--roles", nargs="+", default=None, metavar="ROLE", help="role claims")
+    mint.add_argument("--scope", default=None, help="scope claim")
+    mint.add_argument(
+        "--secret-file", help=f"file holding the secret (default: ${SECRET_ENV}); '-' for stdin"
+    )
+    mint.set_defaults(run=run_token_mint)
+
+
+#: The reference gateway's signing secret, as ``cachecore gateway`` reads it.
+SECRET_ENV = "CACHECORE_JWT_SECRET"
+
+
+def run_token_mint(args: argparse.Namespace) -> int:
+    from .testing import mint_token
+
+    if args.secret_file == "-":
+        secret = sys.stdin.readline().rstrip("\r\n")
+    elif args.secret_file:
+        try:
+            with open(args.secret_file, encoding="utf-8") as f:
+                secret = f.read().rstrip("\r\n")
+        except OSError as exc:
+            return _fail(f"cannot read the secret file {args.secret_file!r}: {exc.strerror}")
+    else:
+        secret = os.environ.get(SECRET_ENV, "")
+    if not secret:
+        return _fail(f"no secret: set {SECRET_ENV} or pass --secret-file PATH")
+    if not args.tenant.strip() or not args.tenant.isprintable():
+        return _fail(f"--tenant must be printable and not blank, got {args.tenant!r}")
+    if not args.ttl > 0:
+        return _fail(f"--ttl must be a positive number of seconds, got {args.ttl}")
+    print(mint_token(secret, args.tenant, expires_in=args.ttl, roles=args.roles, scope=args.scope))
+    return 0
 
 
 def run_token_inspect(args: argparse.Namespace) -> int:
