@@ -79,10 +79,12 @@ class CacheStatus(BaseModel):
     similarity: float = 0.0
     age_seconds: int = 0
     namespace_hint: str | None = None
+    #: The gateway's id for the call (``X-Request-Id``): quote it when asking why it missed.
+    request_id: str | None = None
 
     @classmethod
     def from_headers(cls, headers: Any) -> CacheStatus:
-        """Parse ``X-Cache``, ``X-Cache-Similarity``, ``X-Cache-Age``.
+        """Parse ``X-Cache``, ``X-Cache-Similarity``, ``X-Cache-Age``, ``X-Request-Id``.
 
         Accepts ``httpx.Headers``, ``httpx2`` headers, a plain mapping (looked up
         case-insensitively), or a response object with ``.headers`` (httpx,
@@ -93,6 +95,7 @@ class CacheStatus(BaseModel):
             similarity=_wire.parse_similarity(_wire.header_value(headers, _wire.SIMILARITY_HEADER)),
             age_seconds=_wire.parse_age(_wire.header_value(headers, _wire.AGE_HEADER)),
             namespace_hint=_wire.header_value(headers, _wire.NAMESPACE_HINT_HEADER),
+            request_id=_wire.header_value(headers, _wire.REQUEST_ID_HEADER),
         )
 
     from_response = from_headers

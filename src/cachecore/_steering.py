@@ -10,10 +10,12 @@ line are decided here.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from types import ModuleType
 from typing import Any
 
 from . import _wire
+from ._models import Dep
 from .errors import RESPONSE_ERROR_EXTENSION, CachecoreAPIError, error_for_status
 
 logger = logging.getLogger("cachecore")
@@ -103,7 +105,12 @@ def sdk_retries(request: Any) -> bool:
 
 
 def gateway_error(
-    request: Any, response: Any, lib: ModuleType, raw: bytes, token: str | None
+    request: Any,
+    response: Any,
+    lib: ModuleType,
+    raw: bytes,
+    token: str | None,
+    bypassed: bool = False,
 ) -> CachecoreAPIError:
     """The typed error for a 401/403/429 answer to a proxied call (``raw``: its body)."""
     status_code = response.status_code
@@ -116,6 +123,7 @@ def gateway_error(
         request_id=headers.get(_wire.REQUEST_ID_HEADER),
         what=f"{request.method} {request.url.path}",
         token=token,
+        bypassed=bypassed,
     )
 
 
@@ -136,15 +144,18 @@ def passthrough(
     )
 
 
-def log_response(request: Any, response: Any) -> None:
-    """The ``debug=True`` line: method, path, status and cache headers; never the token."""
+def log_response(request: Any, response: Any, deps: Sequence[Dep] = ()) -> None:
+    """The ``debug=True`` line: method, path, status, cache headers, request id and the
+    declared dep ids; never the token."""
     headers = response.headers
     logger.debug(
-        "cachecore %s %s -> %s cache=%s similarity=%s age=%s",
+        "cachecore %s %s -> %s cache=%s similarity=%s age=%s request_id=%s deps=%s",
         request.method,
         request.url.path,
         response.status_code,
         headers.get(_wire.CACHE_HEADER, "-"),
         headers.get(_wire.SIMILARITY_HEADER, "-"),
         headers.get(_wire.AGE_HEADER, "-"),
+        headers.get(_wire.REQUEST_ID_HEADER, "-"),
+        ",".join(dep.dep_id for dep in deps) or "-",
     )

@@ -158,16 +158,25 @@ def error_for_status(
     request_id: str | None,
     what: str,
     token: str | None,
+    bypassed: bool = False,
 ) -> CachecoreAPIError:
-    """Build the typed error for a gateway error answer (shared by both twins)."""
+    """Build the typed error for a gateway error answer (shared by both twins).
+
+    ``bypassed``: the call was sent without the tenant token (``bypass=True``), so
+    a 401/403 is about the ``Authorization`` key the SDK sent, not the tenant token.
+    """
     excerpt = redact(body, token)[:_BODY_EXCERPT]
     detail = f": {excerpt}" if excerpt else ""
     if status_code in (401, 403):
-        hint = (
-            "check that the tenant token is valid, unexpired and allowed for this call"
-            if status_code == 403
-            else "check the tenant token (missing, malformed, wrongly signed or expired)"
-        )
+        if bypassed:
+            hint = (
+                "a bypassed call carries no tenant token, so the gateway judged the SDK's "
+                "Authorization key (its api_key): check that key, not the tenant token"
+            )
+        elif status_code == 403:
+            hint = "check that the tenant token is valid, unexpired and allowed for this call"
+        else:
+            hint = "check the tenant token (missing, malformed, wrongly signed or expired)"
         return CachecoreAuthError(
             f"{what} was refused by the gateway with {status_code} ({hint}){detail}",
             status_code=status_code,

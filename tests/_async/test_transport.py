@@ -97,6 +97,18 @@ async def test_bypass_with_deps_still_sends_the_deps() -> None:
     assert gw.deps_of(gw.last) == [("a", "v1")]
 
 
+async def test_a_401_on_a_bypassed_call_points_at_the_authorization_key() -> None:
+    gw = Gateway(reply(401, text="bad key"), reply(401, text="bad token"))
+    async with client_for(gw, gateway_errors="raise") as cc, http_for(cc) as http:
+        with cc.request_context(bypass=True), pytest.raises(CachecoreAuthError) as bypassed:
+            await http.post(CHAT, json=BODY)
+        with pytest.raises(CachecoreAuthError) as steered:
+            await http.post(CHAT, json=BODY)
+    assert "Authorization key" in str(bypassed.value)
+    assert "not the tenant token" in str(bypassed.value)
+    assert "check the tenant token" in str(steered.value)
+
+
 async def test_rotating_token_is_read_per_request() -> None:
     tokens = iter([make_token("t1"), make_token("t2"), make_token("t3")])
     current = {"token": next(tokens)}
@@ -478,14 +490,24 @@ async def test_nested_blocks_are_checked_against_the_limit_together() -> None:
 
 
 async def test_debug_logs_status_lines_without_the_token(caplog: pytest.LogCaptureFixture) -> None:
-    gw = Gateway(reply(headers={"X-Cache": "HIT_L1", "X-Cache-Age": "12"}), reply(401, text=TOKEN))
+    gw = Gateway(
+        reply(headers={"X-Cache": "HIT_L1", "X-Cache-Age": "12", "X-Request-Id": "req_42"}),
+        reply(401, text=TOKEN),
+    )
     caplog.set_level(logging.DEBUG, logger="cachecore")
     async with client_for(gw, debug=True) as cc, http_for(cc) as http:
-        await http.post(CHAT, json=BODY)
+        with cc.request_context(deps=[Dep("doc:1"), Dep("table:t")]) as ctx:
+            await http.post(CHAT, json=BODY)
         with pytest.raises(CachecoreAuthError):
             await http.post(CHAT, json=BODY)
+    assert ctx.last is not None
+    assert ctx.last.request_id == "req_42"
     lines = [r.getMessage() for r in caplog.records if r.name == "cachecore"]
-    assert any("HIT_L1" in line and "age=12" in line for line in lines)
+    assert any(
+        "HIT_L1" in line and "age=12" in line and "request_id=req_42" in line
+        and "deps=doc:1,table:t" in line
+        for line in lines
+    )  # fmt: skip
     assert any("401" in line for line in lines)
     assert all(TOKEN not in line for line in caplog.text.splitlines())
 

@@ -130,7 +130,8 @@ class SyncCachecoreTransport(httpx.BaseTransport):
 
         attempt = 1
         while response.status_code in _wire.ERROR_STATUSES:
-            answer, raw, error = self._gateway_error(request, response, lib, token)
+            bypassed = frame is not None and frame.bypass
+            answer, raw, error = self._gateway_error(request, response, lib, token, bypassed)
             if not _steering.should_raise(self._errors, request):
                 return cast(httpx.Response, _steering.passthrough(request, answer, lib, raw, error))
             delay = self._retry_delay(request, error, attempt)
@@ -152,7 +153,7 @@ class SyncCachecoreTransport(httpx.BaseTransport):
         if self._stats is not None:
             self._stats.observe(_wire.parse_cache_status(response.headers.get(_wire.CACHE_HEADER)))
         if self._debug:
-            _steering.log_response(request, response)
+            _steering.log_response(request, response, () if frame is None else frame.deps)
         return cast(httpx.Response, response)
 
     def _send(self, request: Any, lib: ModuleType) -> Any:
@@ -177,7 +178,12 @@ class SyncCachecoreTransport(httpx.BaseTransport):
         return pools
 
     def _gateway_error(
-        self, request: Any, response: Any, lib: ModuleType, token: _steering.HeaderItem
+        self,
+        request: Any,
+        response: Any,
+        lib: ModuleType,
+        token: _steering.HeaderItem,
+        bypassed: bool,
     ) -> tuple[Any, bytes, CachecoreAPIError]:
         """The answer to hand back (body read), its body, and the typed error it means."""
         body = _httplib.read_body(response)
@@ -191,7 +197,8 @@ class SyncCachecoreTransport(httpx.BaseTransport):
                 response.close()
         if self._debug:
             _steering.log_response(request, response)
-        return response, body, _steering.gateway_error(request, response, lib, body, token[1])
+        error = _steering.gateway_error(request, response, lib, body, token[1], bypassed)
+        return response, body, error
 
     def _retry_delay(self, request: Any, error: CachecoreAPIError, attempt: int) -> float | None:
         """Seconds to wait before retrying a raised 429, or ``None`` to raise it now.
