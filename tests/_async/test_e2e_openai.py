@@ -392,6 +392,28 @@ async def test_openai_default_client_on_our_transport(
     assert sent == [[("doc:default-client", "v1")]] * 2
 
 
+async def test_cc_openai_is_wired_to_the_gateway(gateway: tuple[ReferenceGateway, str]) -> None:
+    """``cc.openai()``: base URL, token and HTTP client set, other arguments passed on."""
+    gw, url = gateway
+    token = gw.mint_token("tenant-cc-openai")
+    async with CachecoreClient(url, token) as cc:
+        async with cc.openai(max_retries=0, default_headers={"X-App": "e2e"}) as sdk:
+            assert str(sdk.base_url).rstrip("/") == f"{url}/v1"
+            assert sdk.max_retries == 0
+            first, answer = await call(cc, sdk, PROMPT, deps=[Dep("doc:cc-openai")])
+            again, again_answer = await call(cc, sdk, PROMPT, deps=[Dep("doc:cc-openai")])
+        assert (await cc.invalidate("doc:cc-openai")).ok, "closing the SDK leaves cc open"
+        with pytest.raises(CachecoreConfigError, match="builds the HTTP client"):
+            cc.openai(http_client=object())
+    assert (first.status, again.status) == ("MISS", "HIT_L1")
+    assert (again.request_id or "").startswith("req_"), "the gateway's request id is read"
+    assert again_answer == answer
+    sent = chat_requests(gw)[0]
+    assert sent.headers[_wire.TOKEN_HEADER_LC] == token
+    assert sent.headers["authorization"] == f"Bearer {token}"
+    assert sent.headers["x-app"] == "e2e"
+
+
 async def test_401_from_openai_default_client_is_typed(
     gateway: tuple[ReferenceGateway, str],
 ) -> None:

@@ -390,6 +390,28 @@ def test_openai_default_client_on_our_transport(
     assert sent == [[("doc:default-client", "v1")]] * 2
 
 
+def test_cc_openai_is_wired_to_the_gateway(gateway: tuple[ReferenceGateway, str]) -> None:
+    """``cc.openai()``: base URL, token and HTTP client set, other arguments passed on."""
+    gw, url = gateway
+    token = gw.mint_token("tenant-cc-openai")
+    with SyncCachecoreClient(url, token) as cc:
+        with cc.openai(max_retries=0, default_headers={"X-App": "e2e"}) as sdk:
+            assert str(sdk.base_url).rstrip("/") == f"{url}/v1"
+            assert sdk.max_retries == 0
+            first, answer = call(cc, sdk, PROMPT, deps=[Dep("doc:cc-openai")])
+            again, again_answer = call(cc, sdk, PROMPT, deps=[Dep("doc:cc-openai")])
+        assert (cc.invalidate("doc:cc-openai")).ok, "closing the SDK leaves cc open"
+        with pytest.raises(CachecoreConfigError, match="builds the HTTP client"):
+            cc.openai(http_client=object())
+    assert (first.status, again.status) == ("MISS", "HIT_L1")
+    assert (again.request_id or "").startswith("req_"), "the gateway's request id is read"
+    assert again_answer == answer
+    sent = chat_requests(gw)[0]
+    assert sent.headers[_wire.TOKEN_HEADER_LC] == token
+    assert sent.headers["authorization"] == f"Bearer {token}"
+    assert sent.headers["x-app"] == "e2e"
+
+
 def test_401_from_openai_default_client_is_typed(
     gateway: tuple[ReferenceGateway, str],
 ) -> None:

@@ -214,6 +214,28 @@ def test_page_examples_run(
         )
 
 
+README = DOCS.parent / "README.md"
+
+
+@pytest.mark.parametrize("block", extract_blocks(README), ids=lambda b: f"README.md:{b.line}")
+def test_readme_examples_run_as_scripts(
+    block: Block, docs_gateway_url: str, tmp_path: Path
+) -> None:
+    """Each README block on its own, as ``python example.py``: what a newcomer pastes."""
+    script = tmp_path / "example.py"
+    script.write_text(block.source, encoding="utf-8")
+    proc = subprocess.run(
+        [sys.executable, str(script)],
+        env=user_env(docs_gateway_url, Path(f"readme-{block.line}")),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=PAGE_TIMEOUT,
+        check=False,
+    )
+    assert proc.returncode == 0, f"{block.where} failed as a script:\n{proc.stderr}"
+
+
 def main(argv: list[str]) -> int:
     """Run the examples of the pages named in ``argv``; print the first failure."""
     for name in argv:

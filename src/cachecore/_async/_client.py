@@ -12,6 +12,7 @@ import dataclasses
 import itertools
 from collections.abc import Iterable, Sequence
 from types import TracebackType
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
@@ -37,8 +38,11 @@ from .._context import RequestContext
 from .._models import CacheStats, Dep, InvalidateResult
 from .._retry import RetryPolicy
 from .._stats import StatsRecorder
-from ..errors import CachecoreClosedError, CachecoreError
+from ..errors import CachecoreClosedError, CachecoreConfigError, CachecoreError
 from ._transport import AsyncCachecoreTransport, AsyncSharedCachecoreTransport, send_through
+
+if TYPE_CHECKING:
+    from openai import AsyncOpenAI
 
 __all__ = ["CachecoreClient"]
 
@@ -163,6 +167,33 @@ class CachecoreClient:
         if self._stats is None:
             raise CachecoreError("stats are off for this client: pass collect_stats=True")
         return self._stats.snapshot()
+
+    def openai(self, **kwargs: Any) -> AsyncOpenAI:
+        """An ``openai.AsyncOpenAI`` wired to the gateway through ``transport``.
+
+        ``base_url`` is the gateway's ``/v1``, ``api_key`` the tenant token, and
+        the HTTP client openai's own default one (httpx2 under openai 3.x, httpx
+        before) on ``cc.transport``. Other keyword arguments (``max_retries``,
+        ``timeout``, ``default_headers``, ...) go to ``AsyncOpenAI`` as they are.
+        The client is yours: close it (``close()``/``with``); ``cc`` stays open.
+        """
+        try:
+            import openai
+        except ImportError:
+            raise ImportError(
+                "cc.openai() needs the openai package: pip install 'cachecore-python[openai]'"
+            ) from None
+        if "http_client" in kwargs:
+            raise CachecoreConfigError(
+                "cc.openai() builds the HTTP client on cc.transport; to bring your own, "
+                "build openai's client yourself with http_client=...(transport=cc.transport)"
+            )
+        kwargs.setdefault("base_url", f"{self.gateway_url}/v1")
+        kwargs.setdefault("api_key", self._token.current())
+        # Typed as httpx's transport, and openai 3.x's client is httpx2's: both work.
+        transport: Any = self._transport
+        http_client = openai.DefaultAsyncHttpxClient(transport=transport)
+        return openai.AsyncOpenAI(http_client=http_client, **kwargs)
 
     def request_context(
         self, deps: Iterable[Dep | str] | None = None, bypass: bool = False
