@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import sys
+import time
 from typing import Any
 
 from ._auth import TOKEN_ENV
@@ -27,7 +28,12 @@ def add_invalidate(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
             f"The tenant token is read from ${TOKEN_ENV}, never from the command line."
         ),
     )
-    p.add_argument("deps", nargs="+", metavar="DEP", help="dependency id, e.g. table:products")
+    p.add_argument("deps", nargs="*", metavar="DEP", help="dependency id, e.g. table:products")
+    p.add_argument(
+        "--from-file",
+        metavar="PATH",
+        help="read deps from a file, one per line ('-': stdin; blank lines and # comments skipped)",
+    )
     p.add_argument("--new-hash", help="the dependency's new version (default: a random UUID)")
     p.add_argument("--gateway-url", help=f"gateway base URL (default: ${GATEWAY_URL_ENV})")
     p.add_argument("--timeout", type=float, default=30.0, help="seconds per call (default 30)")
@@ -40,6 +46,14 @@ def run_invalidate(args: argparse.Namespace) -> int:
     from . import SyncCachecoreClient
     from .errors import CachecoreConfigError
 
+    deps = list(args.deps)
+    if args.from_file:
+        try:
+            deps += read_deps(args.from_file)
+        except OSError as exc:
+            return _fail(f"cannot read {args.from_file!r}: {exc.strerror}")
+    if not deps:
+        return _fail("no deps: name them, or pass --from-file PATH ('-' for stdin)")
     url = args.gateway_url or os.environ.get(GATEWAY_URL_ENV)
     if not url:
         return _fail(f"no gateway URL: pass --gateway-url or set {GATEWAY_URL_ENV}")
@@ -53,7 +67,9 @@ def run_invalidate(args: argparse.Namespace) -> int:
         with SyncCachecoreClient(
             gateway_url=url, timeout=args.timeout, max_retries=args.max_retries
         ) as cc:
-            results = cc.invalidate_many(args.deps, new_hash=args.new_hash)
+            started = time.perf_counter()
+            results = cc.invalidate_many(deps, new_hash=args.new_hash)
+            elapsed = time.perf_counter() - started
     except CachecoreConfigError as exc:
         return _fail(str(exc))
     finally:
@@ -62,12 +78,30 @@ def run_invalidate(args: argparse.Namespace) -> int:
         payload: list[dict[str, Any]] = [r.model_dump(mode="json") for r in results]
         print(json.dumps({"ok": all(r.ok for r in results), "results": payload}, indent=2))
     else:
-        for r in results:
+        for r in results:  # results on stdout, one line each
             if r.ok:
                 print(f"ok      {r.dep_id}  new_hash={r.new_hash}")
             else:
                 print(f"FAILED  {r.dep_id}  after {r.attempts} attempt(s): {r.error}")
-    return 0 if all(r.ok for r in results) else 1
+    failed = [r for r in results if not r.ok]
+    for r in failed:  # failures explained on stderr, where scripts and CI logs look
+        print(f"cachecore: invalidating {r.dep_id!r} failed: {r.error}", file=sys.stderr)
+    print(
+        f"cachecore: {len(results) - len(failed)} ok, {len(failed)} failed in {elapsed:.1f} s",
+        file=sys.stderr,
+    )
+    return 0 if not failed else 1
+
+
+def read_deps(path: str) -> list[str]:
+    """Dep ids from ``path`` ('-': stdin), one per line; blank lines and ``#`` comments skipped."""
+    if path == "-":
+        lines = sys.stdin.read().splitlines()
+    else:
+        with open(path, encoding="utf-8") as f:
+            lines = f.read().splitlines()
+    stripped = (line.strip() for line in lines)
+    return [line for line in stripped if line and not line.startswith("#")]
 
 
 def add_token(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import socket
 import subprocess
 import sys
@@ -229,3 +230,44 @@ def test_version() -> None:
     proc = run_cli("--version")
     assert proc.returncode == 0
     assert proc.stdout.strip() == f"cachecore-python {cachecore.__version__}"
+
+
+def test_invalidate_reads_deps_from_a_file_or_stdin(
+    env: str, gateway: tuple[ReferenceGateway, str], tmp_path: object
+) -> None:
+    from pathlib import Path
+
+    gw, url = gateway
+    listing = "# evicted after the nightly import\ntable:a\n\n  table:b  \n# done\n"
+    path = Path(str(tmp_path)) / "deps.txt"
+    path.write_text(listing, encoding="utf-8")
+    settings = {"CACHECORE_GATEWAY_URL": url, "CACHECORE_TOKEN": env}
+    by_file = run_cli("invalidate", "table:c", "--from-file", str(path), env=settings)
+    by_stdin = run_cli("invalidate", "--from-file", "-", env=settings, stdin=listing)
+    assert by_file.returncode == by_stdin.returncode == 0, by_file.stderr + by_stdin.stderr
+    assert [line.split()[1] for line in by_file.stdout.splitlines()] == [
+        "table:c",
+        "table:a",
+        "table:b",
+    ]
+    assert [line.split()[1] for line in by_stdin.stdout.splitlines()] == ["table:a", "table:b"]
+    assert re.fullmatch(r"cachecore: 3 ok, 0 failed in \d+\.\d s\n", by_file.stderr)
+    assert gw.dep_version("cli-tenant", "table:b") is not None
+
+
+def test_invalidate_explains_failures_on_stderr(
+    env: str, gateway: tuple[ReferenceGateway, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    gw, _ = gateway
+    gw.add_fault(Fault(400, message="no such thing"), path="/v1/invalidate", times=1)
+    assert main(["invalidate", "doc:bad", "--max-retries", "0"]) == 1
+    out, err = capsys.readouterr()
+    assert out.startswith("FAILED  doc:bad")
+    assert "cachecore: invalidating 'doc:bad' failed:" in err
+    assert "400" in err
+    assert re.search(r"cachecore: 0 ok, 1 failed in \d+\.\d s\n$", err)
+
+
+def test_invalidate_without_deps_says_how(env: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["invalidate"]) == 2
+    assert "no deps: name them, or pass --from-file" in capsys.readouterr().err
