@@ -13,7 +13,7 @@ from ._async import AsyncCachecoreTransport, CachecoreClient
 from ._auth import TokenInfo
 from ._context import RequestContext, RequestHandle
 from ._deprecation import deprecated_names
-from ._models import CacheStats, CacheStatus, Dep, InvalidateResult
+from ._models import CacheStats, CacheStatus, Dep, InvalidateResult, PingCheck, PingResult
 from ._retry import RetryPolicy
 from ._sync import SyncCachecoreClient, SyncCachecoreTransport
 from .errors import (
@@ -76,6 +76,8 @@ __all__ = [
     "CachecoreTimeoutError",
     "Dep",
     "InvalidateResult",
+    "PingCheck",
+    "PingResult",
     "RequestContext",
     "RequestHandle",
     "RetryPolicy",

@@ -13,7 +13,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 
-from cachecore._cli import add_invalidate, add_token
+from cachecore._cli import add_doctor, add_invalidate, add_token
 
 SECRET_ENV = "CACHECORE_JWT_SECRET"
 
@@ -98,6 +98,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 _SUBCOMMANDS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]] = [
     _add_demo,
     _add_gateway,
+    add_doctor,
     add_invalidate,
     add_token,
 ]

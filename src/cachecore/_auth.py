@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import logging
 import os
 import re
 import time
@@ -30,6 +31,8 @@ import httpx
 from .errors import CachecoreConfigError
 
 TokenSource = str | Callable[[], str]
+
+logger = logging.getLogger("cachecore")
 
 TOKEN_ENV = "CACHECORE_TOKEN"
 
@@ -111,6 +114,7 @@ class TokenProvider:
             self.current()  # fail now, not at the first request
         else:
             self._static = check_token(source, source="tenant_jwt")
+            _warn_once_if_unusable(self._static)
 
     @property
     def is_static(self) -> bool:
@@ -134,6 +138,40 @@ class TokenProvider:
         return "TokenProvider(<redacted>)"
 
     __str__ = __repr__
+
+
+_warned: set[str] = set()  # tokens already warned about (never logged themselves)
+
+
+def _warn_once_if_unusable(token: str) -> None:
+    """Log once per token, at WARNING, when a static token is expired or not a tenant token.
+
+    Construction goes on: an opaque token may still be one the gateway accepts.
+    """
+    if token in _warned:
+        return
+    info = read_token(token)
+    if info is not None and not info.expired:
+        return
+    _warned.add(token)
+    if info is not None:
+        logger.warning(
+            "cachecore: the tenant token for %r expired at %s: the gateway will refuse it "
+            "(401); get a new one",
+            info.tenant_id,
+            info.expires_at.isoformat() if info.expires_at else "?",
+        )
+    elif token.startswith("sk-"):
+        logger.warning(
+            "cachecore: the tenant token looks like an OpenAI API key (sk-...), not a "
+            "Cachecore tenant token: check tenant_jwt / %s",
+            TOKEN_ENV,
+        )
+    else:
+        logger.warning(
+            "cachecore: the tenant token is not a readable JWT (expected cc_<env>_<id>.<JWT>): "
+            "tenant_id and expiry are unknown; `cachecore doctor` checks it against the gateway"
+        )
 
 
 # -- reading a token (not verifying it) ---------------------------------------------

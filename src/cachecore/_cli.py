@@ -104,6 +104,42 @@ def read_deps(path: str) -> list[str]:
     return [line for line in stripped if line and not line.startswith("#")]
 
 
+def add_doctor(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "doctor",
+        help="check the gateway and the tenant token (reachable, scheme, token, expiry, clock)",
+        description=(
+            f"One line per check; exit 0 only if all pass. Reads ${GATEWAY_URL_ENV} and "
+            f"${TOKEN_ENV}; never prints the token."
+        ),
+    )
+    p.add_argument("--gateway-url", help=f"gateway base URL (default: ${GATEWAY_URL_ENV})")
+    p.add_argument("--timeout", type=float, default=10.0, help="seconds (default 10)")
+    p.add_argument("--json", action="store_true", help="one JSON document on stdout")
+    p.set_defaults(run=run_doctor)
+
+
+def run_doctor(args: argparse.Namespace) -> int:
+    from . import SyncCachecoreClient
+    from .errors import CachecoreConfigError
+
+    url = args.gateway_url or os.environ.get(GATEWAY_URL_ENV)
+    if not url:
+        return _fail(f"no gateway URL: pass --gateway-url or set {GATEWAY_URL_ENV}")
+    if not os.environ.get(TOKEN_ENV):
+        return _fail(f"no tenant token: set {TOKEN_ENV}")
+    try:
+        with SyncCachecoreClient(gateway_url=url, timeout=args.timeout, max_retries=0) as cc:
+            result = cc.ping()
+    except CachecoreConfigError as exc:
+        return _fail(str(exc))
+    if args.json:
+        print(result.model_dump_json(indent=2))
+    else:
+        print(result)
+    return 0 if result.ok else 1
+
+
 def add_token(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("token", help="tenant token tools")
     tsub = p.add_subparsers(dest="token_command", metavar="ACTION", required=True)

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from . import _wire
 from .errors import CachecoreConfigError, CachecoreError
 
-__all__ = ["CacheStats", "CacheStatus", "Dep", "InvalidateResult"]
+__all__ = ["CacheStats", "CacheStatus", "Dep", "InvalidateResult", "PingCheck", "PingResult"]
 
 
 class Dep(BaseModel):
@@ -152,3 +152,30 @@ class CacheStats(BaseModel):
         """Hits over hits plus misses (0.0 before the first cacheable answer)."""
         total = self.hits + self.misses
         return self.hits / total if total else 0.0
+
+
+class PingCheck(BaseModel):
+    """One line of ``ping()`` / ``cachecore doctor``: what was checked, and how it went."""
+
+    model_config = ConfigDict(frozen=True, defer_build=True)
+
+    name: str
+    ok: bool
+    detail: str
+
+
+class PingResult(BaseModel):
+    """What ``ping()`` found: ``ok`` only if every check passed. Never holds the token."""
+
+    model_config = ConfigDict(frozen=True, defer_build=True)
+
+    gateway_url: str
+    ok: bool
+    checks: tuple[PingCheck, ...]
+    latency_ms: float | None = None
+    tenant_id: str | None = None
+
+    def __str__(self) -> str:
+        return "\n".join(
+            f"{'ok  ' if c.ok else 'FAIL'}  {c.name:<10}  {c.detail}" for c in self.checks
+        )

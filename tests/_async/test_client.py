@@ -191,3 +191,42 @@ async def test_aclose_and_context_manager() -> None:
     async with cc as entered:
         assert entered is cc
     await cc.aclose()  # closing twice is harmless
+
+
+# -- ping ----------------------------------------------------------------------------
+
+
+async def test_ping_reports_every_check_without_the_token() -> None:
+    import time
+
+    gw = Gateway()
+    token = make_token("acme", exp=int(time.time()) + 7200)
+    url = "https://gw.test"  # http:// to a non-loopback host fails the scheme check
+    async with CachecoreClient(url, token, inner_transport=gw.transport()) as cc:
+        result = await cc.ping()
+    assert result.ok, str(result)
+    assert [c.name for c in result.checks] == ["scheme", "reachable", "token", "expiry"]
+    assert result.tenant_id == "acme"
+    assert result.latency_ms is not None
+    assert gw.requests[0].method == "GET"
+    assert gw.requests[0].url.path == "/health"
+    assert token not in str(result) + result.model_dump_json()
+
+
+async def test_ping_names_the_url_when_the_gateway_is_down() -> None:
+    gw = Gateway(httpx.ConnectError("connection refused"))
+    async with CachecoreClient(GATEWAY, TOKEN, inner_transport=gw.transport()) as cc:
+        result = await cc.ping()
+    assert not result.ok
+    (reachable,) = [c for c in result.checks if c.name == "reachable"]
+    assert not reachable.ok
+    assert f"cannot reach {GATEWAY}: ConnectError: connection refused" == reachable.detail
+
+
+async def test_ping_fails_an_expired_token() -> None:
+    gw = Gateway()
+    async with CachecoreClient(GATEWAY, make_token(exp=1), inner_transport=gw.transport()) as cc:
+        result = await cc.ping()
+    (expiry,) = [c for c in result.checks if c.name == "expiry"]
+    assert (result.ok, expiry.ok) == (False, False)
+    assert expiry.detail.startswith("expired ")

@@ -271,3 +271,22 @@ def test_invalidate_explains_failures_on_stderr(
 def test_invalidate_without_deps_says_how(env: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["invalidate"]) == 2
     assert "no deps: name them, or pass --from-file" in capsys.readouterr().err
+
+
+def test_doctor_passes_against_a_live_gateway_and_fails_with_the_url_named(
+    env: str, gateway: tuple[ReferenceGateway, str]
+) -> None:
+    _, url = gateway
+    good = run_cli("doctor", env={"CACHECORE_GATEWAY_URL": url, "CACHECORE_TOKEN": env})
+    assert good.returncode == 0, good.stdout + good.stderr
+    names = [line.split()[1] for line in good.stdout.splitlines()]
+    assert names[:4] == ["scheme", "reachable", "token", "expiry"]
+    assert all(line.startswith("ok") for line in good.stdout.splitlines())
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        down = f"http://127.0.0.1:{s.getsockname()[1]}"
+    bad = run_cli("doctor", env={"CACHECORE_GATEWAY_URL": down, "CACHECORE_TOKEN": env})
+    assert bad.returncode == 1
+    assert f"FAIL  reachable   cannot reach {down}" in bad.stdout
+    for proc in (good, bad):
+        assert env not in proc.stdout + proc.stderr

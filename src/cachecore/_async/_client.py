@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import time
 from collections.abc import Iterable, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from .. import _httplib, _invalidation
+from .. import _doctor, _httplib, _invalidation, _wire
 from .._auth import TokenInfo, TokenProvider, TokenSource
 from .._concurrency import AsyncPerLoop, AsyncWorkerPool, async_sleep
 from .._config import (
@@ -35,7 +36,7 @@ from .._config import (
     resolve_gateway_url,
 )
 from .._context import RequestContext
-from .._models import CacheStats, Dep, InvalidateResult
+from .._models import CacheStats, Dep, InvalidateResult, PingResult
 from .._retry import RetryPolicy
 from .._stats import StatsRecorder
 from ..errors import CachecoreClosedError, CachecoreConfigError, CachecoreError
@@ -194,6 +195,21 @@ class CachecoreClient:
         transport: Any = self._transport
         http_client = openai.DefaultAsyncHttpxClient(transport=transport)
         return openai.AsyncOpenAI(http_client=http_client, **kwargs)
+
+    async def ping(self) -> PingResult:
+        """Check the gateway and the token: reachable (``/health``, with latency), scheme,
+        token readable, tenant, expiry, clock skew. Never raises for what it finds:
+        read ``ok`` and ``checks`` (``print(result)`` gives one line per check).
+        """
+        self._check_open()
+        token = self._token.current()
+        started = time.perf_counter()
+        answer: httpx.Response | Exception
+        try:
+            answer = await self._next_pool().get(_wire.HEALTH_PATH.lstrip("/"))
+        except _invalidation.TRANSPORT_ERRORS as exc:
+            answer = exc
+        return _doctor.report(self._url, token, answer, time.perf_counter() - started)
 
     def request_context(
         self, deps: Iterable[Dep | str] | None = None, bypass: bool = False
