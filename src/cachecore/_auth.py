@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import ipaddress
 import json
 import logging
 import os
@@ -52,11 +53,13 @@ class Origin:
     port: int
     #: ``host[:port]`` as httpx normalizes it (lower case, IDNA, default port left out).
     netloc: bytes
+    #: The host is a loopback name: other loopback names are this origin too.
+    loopback: bool = False
 
     @classmethod
     def of(cls, url: httpx.URL) -> Origin:
         port = url.port if url.port is not None else DEFAULT_PORTS.get(url.scheme, 0)
-        return cls(url.scheme, url.host, port, url.netloc)
+        return cls(url.scheme, url.host, port, url.netloc, is_loopback(url.host))
 
     def matches(self, url: Any) -> bool:
         """Is ``url`` (an httpx or httpx2 URL) on this origin? Public URL API only.
@@ -66,8 +69,30 @@ class Origin:
         """
         return bool(url.netloc == self.netloc and url.scheme == self.scheme)
 
+    def is_alias(self, url: Any) -> bool:
+        """Is ``url`` this origin under another loopback name (``localhost`` for 127.0.0.1)?
+
+        Loopback names are one machine: same scheme and port, both hosts loopback.
+        Called only for requests that ``matches`` turned down.
+        """
+        if not self.loopback or url.scheme != self.scheme:
+            return False
+        port = url.port if url.port is not None else DEFAULT_PORTS.get(url.scheme, 0)
+        return bool(port == self.port and is_loopback(url.host))
+
     def __str__(self) -> str:
         return f"{self.scheme}://{self.netloc.decode('ascii')}"
+
+
+def is_loopback(host: str) -> bool:
+    """``localhost`` (and ``*.localhost``) or a loopback address (127.0.0.0/8, ::1)."""
+    name = host.lower().strip("[]")
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
 
 
 # -- the token ----------------------------------------------------------------------

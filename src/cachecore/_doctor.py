@@ -17,13 +17,12 @@ The token itself is never part of a check's text.
 from __future__ import annotations
 
 import email.utils
-import ipaddress
 import time
 
 import httpx
 
 from . import _wire
-from ._auth import read_token
+from ._auth import is_loopback, read_token
 from ._models import PingCheck, PingResult
 from .errors import redact
 
@@ -31,18 +30,6 @@ from .errors import redact
 SOON = 600.0
 #: Seconds of clock difference with the gateway that fail the clock check.
 MAX_SKEW = 60.0
-
-
-def is_loopback(host: str) -> bool:
-    """``localhost`` or a loopback address (127.0.0.0/8, ::1)."""
-    if host.lower() in ("localhost", "localhost.localdomain") or host.lower().endswith(
-        ".localhost"
-    ):
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def report(

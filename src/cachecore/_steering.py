@@ -159,3 +159,47 @@ def log_response(request: Any, response: Any, deps: Sequence[Dep] = ()) -> None:
         headers.get(_wire.REQUEST_ID_HEADER, "-"),
         ",".join(dep.dep_id for dep in deps) or "-",
     )
+
+
+#: Paths of OpenAI-style LLM calls: a request for one of them to a host that is not
+#: the gateway most likely meant the gateway (a base_url typo, another host name).
+_LLM_PATHS = ("/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/v1/responses")
+
+
+def warn_if_meant_for_gateway(url: Any, gateway: object, warned: set[bytes]) -> None:
+    """Log once per host, at WARNING, an LLM call that goes around the gateway.
+
+    Such a call is sent as it is (never with the token) and is never cached: say so
+    rather than let every status read ``None`` and every stat stay zero.
+    """
+    if url.netloc in warned or not url.path.startswith(_LLM_PATHS):
+        return
+    warned.add(url.netloc)
+    logger.warning(
+        "cachecore: %s://%s%s goes around the cache: the gateway is %s, so no tenant "
+        "token or deps are sent and nothing is cached; point the SDK's base_url at %s/v1",
+        url.scheme,
+        url.netloc.decode("ascii", "replace"),
+        url.path,
+        gateway,
+        gateway,
+    )
+
+
+def unreachable(exc: Exception, lib: ModuleType, request: Any, gateway: object) -> Exception:
+    """``exc`` (a connect error or timeout of ``lib``) again, its message naming the gateway.
+
+    The same class, so the SDK above retries and wraps it as it would the original
+    (openai: ``APIConnectionError``/``APITimeoutError``, with this as the cause).
+    """
+    cls = lib.ConnectTimeout if isinstance(exc, lib.ConnectTimeout) else lib.ConnectError
+    detail = str(exc) or type(exc).__name__
+    hint = ""
+    if request.url.scheme == "https" and "SSL" in detail.upper():
+        hint = "; an https:// URL for a gateway that speaks http?"
+    error: Exception = cls(
+        f"cannot reach the Cachecore gateway at {gateway} ({type(exc).__name__}: {detail}{hint}); "
+        "is it running, and is gateway_url right? `cachecore doctor` checks",
+        request=request,
+    )
+    return error

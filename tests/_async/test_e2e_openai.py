@@ -7,6 +7,7 @@ where gateway errors reach the caller through ``typed_errors()``.
 
 from __future__ import annotations
 
+import socket
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -450,3 +451,21 @@ async def test_429_is_retried_under_every_openai_major(
     assert "rivers of Kenya" in answer
     statuses = [r.status for r in gw.requests if r.tenant_id == tenant]
     assert statuses == [200, 429, 200]
+
+
+async def test_a_gateway_that_is_down_is_named_in_the_error() -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{s.getsockname()[1]}"
+    async with (
+        CachecoreClient(url, mint_token("any-secret", "tenant-down")) as cc,
+        cc.openai(max_retries=0) as sdk,
+    ):
+        with pytest.raises(openai.APIConnectionError) as caught:
+            await sdk.chat.completions.create(
+                model=MODEL, messages=[{"role": "user", "content": PROMPT}]
+            )
+    cause = caught.value.__cause__
+    assert cause is not None
+    assert f"cannot reach the Cachecore gateway at {url}" in str(cause)
+    assert "ConnectError" in str(cause)

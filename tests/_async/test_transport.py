@@ -556,3 +556,37 @@ async def test_standalone_transport_wraps_inner() -> None:
         await http.get("http://gw.test/v1/models")
         await http.get("http://other.test/")
     assert [_wire.TOKEN_HEADER in r.headers for r in gw.requests] == [True, False]
+
+
+# -- look-alike hosts ----------------------------------------------------------------
+
+
+async def test_a_loopback_alias_of_the_gateway_is_the_gateway() -> None:
+    gw = Gateway(default=hit("HIT_L1"))
+    cc = CachecoreClient("http://127.0.0.1:8080", TOKEN, inner_transport=gw.transport())
+    async with cc, http_for(cc) as http:
+        with cc.request_context(deps=[Dep("doc:1")]) as ctx:
+            await http.post("http://localhost:8080/v1/chat/completions", json=BODY)
+            await http.post("http://[::1]:8080/v1/chat/completions", json=BODY)
+        await http.post("http://localhost:9999/v1/chat/completions", json=BODY)  # other port
+    assert [r.headers.get(_wire.TOKEN_HEADER) for r in gw.requests] == [TOKEN, TOKEN, None]
+    assert ctx.last is not None
+    assert [s.status for s in ctx.statuses] == ["HIT_L1", "HIT_L1"]
+
+
+async def test_an_llm_call_around_the_gateway_is_logged_once_per_host(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    gw = Gateway()
+    caplog.set_level(logging.WARNING, logger="cachecore")
+    async with client_for(gw) as cc, http_for(cc) as http:
+        for _ in range(3):
+            await http.post("https://api.example.com/v1/chat/completions", json=BODY)
+        await http.get("https://api.example.com/status")  # not an LLM call: no warning
+        await http.get("https://cdn.example.com/logo.png")
+    lines = [r.getMessage() for r in caplog.records if r.name == "cachecore"]
+    assert len(lines) == 1, lines
+    assert "https://api.example.com/v1/chat/completions goes around the cache" in lines[0]
+    assert GATEWAY in lines[0]
+    assert TOKEN not in caplog.text
+    assert all(_wire.TOKEN_HEADER not in r.headers for r in gw.requests)

@@ -554,3 +554,37 @@ def test_standalone_transport_wraps_inner() -> None:
         http.get("http://gw.test/v1/models")
         http.get("http://other.test/")
     assert [_wire.TOKEN_HEADER in r.headers for r in gw.requests] == [True, False]
+
+
+# -- look-alike hosts ----------------------------------------------------------------
+
+
+def test_a_loopback_alias_of_the_gateway_is_the_gateway() -> None:
+    gw = Gateway(default=hit("HIT_L1"))
+    cc = SyncCachecoreClient("http://127.0.0.1:8080", TOKEN, inner_transport=gw.transport())
+    with cc, http_for(cc) as http:
+        with cc.request_context(deps=[Dep("doc:1")]) as ctx:
+            http.post("http://localhost:8080/v1/chat/completions", json=BODY)
+            http.post("http://[::1]:8080/v1/chat/completions", json=BODY)
+        http.post("http://localhost:9999/v1/chat/completions", json=BODY)  # other port
+    assert [r.headers.get(_wire.TOKEN_HEADER) for r in gw.requests] == [TOKEN, TOKEN, None]
+    assert ctx.last is not None
+    assert [s.status for s in ctx.statuses] == ["HIT_L1", "HIT_L1"]
+
+
+def test_an_llm_call_around_the_gateway_is_logged_once_per_host(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    gw = Gateway()
+    caplog.set_level(logging.WARNING, logger="cachecore")
+    with client_for(gw) as cc, http_for(cc) as http:
+        for _ in range(3):
+            http.post("https://api.example.com/v1/chat/completions", json=BODY)
+        http.get("https://api.example.com/status")  # not an LLM call: no warning
+        http.get("https://cdn.example.com/logo.png")
+    lines = [r.getMessage() for r in caplog.records if r.name == "cachecore"]
+    assert len(lines) == 1, lines
+    assert "https://api.example.com/v1/chat/completions goes around the cache" in lines[0]
+    assert GATEWAY in lines[0]
+    assert TOKEN not in caplog.text
+    assert all(_wire.TOKEN_HEADER not in r.headers for r in gw.requests)

@@ -78,6 +78,7 @@ class AsyncCachecoreTransport(httpx.AsyncBaseTransport):
             gateway_url if isinstance(gateway_url, httpx.URL) else resolve_gateway_url(gateway_url)
         )
         self._origin = Origin.of(url)
+        self._warned: set[bytes] = set()  # hosts already warned about (look-alike calls)
         self._token = (
             tenant_jwt if isinstance(tenant_jwt, TokenProvider) else TokenProvider(tenant_jwt)
         )
@@ -106,8 +107,9 @@ class AsyncCachecoreTransport(httpx.AsyncBaseTransport):
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         lib = _httplib.library_of(request)
-        if not self._origin.matches(request.url):
+        if not self._origin.matches(request.url) and not self._origin.is_alias(request.url):
             # Another host, or a redirect away from the gateway: nothing of ours goes there.
+            _steering.warn_if_meant_for_gateway(request.url, self._origin, self._warned)
             if _steering.carries_ours(request):
                 request = _steering.outgoing(request, lib, (), _steering.OUR_HEADERS)
             return cast(httpx.Response, await self._send(request, lib))
@@ -124,7 +126,7 @@ class AsyncCachecoreTransport(httpx.AsyncBaseTransport):
             put = (token,)
         if frame is not None and frame.deps_item is not None:
             put = (*put, frame.deps_item)
-        response = await self._send(_steering.outgoing(request, lib, put, drop), lib)
+        response = await self._send_to_gateway(_steering.outgoing(request, lib, put, drop), lib)
 
         attempt = 1
         while response.status_code in _wire.ERROR_STATUSES:
@@ -144,7 +146,8 @@ class AsyncCachecoreTransport(httpx.AsyncBaseTransport):
                 raise error
             await async_sleep(delay)
             attempt += 1
-            response = await self._send(_steering.outgoing(request, lib, put, drop, body), lib)
+            outgoing = _steering.outgoing(request, lib, put, drop, body)
+            response = await self._send_to_gateway(outgoing, lib)
 
         if frame is not None:
             frame.record(response.headers)  # parsed into a CacheStatus when the handle is read
@@ -153,6 +156,13 @@ class AsyncCachecoreTransport(httpx.AsyncBaseTransport):
         if self._debug:
             _steering.log_response(request, response, () if frame is None else frame.deps)
         return cast(httpx.Response, response)
+
+    async def _send_to_gateway(self, request: Any, lib: ModuleType) -> Any:
+        """``_send``; a failure to connect names the gateway (the SDK shows it as the cause)."""
+        try:
+            return await self._send(request, lib)
+        except (lib.ConnectError, lib.ConnectTimeout) as exc:
+            raise _steering.unreachable(exc, lib, request, self._origin) from exc
 
     async def _send(self, request: Any, lib: ModuleType) -> Any:
         if self._closed:
