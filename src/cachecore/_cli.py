@@ -68,7 +68,7 @@ def run_invalidate(args: argparse.Namespace) -> int:
             gateway_url=url, timeout=args.timeout, max_retries=args.max_retries
         ) as cc:
             started = time.perf_counter()
-            results = cc.invalidate_many(deps, new_hash=args.new_hash)
+            results = _invalidate_all(cc, deps, args.new_hash, show_progress=not args.json)
             elapsed = time.perf_counter() - started
     except CachecoreConfigError as exc:
         return _fail(str(exc))
@@ -91,6 +91,54 @@ def run_invalidate(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     return 0 if not failed else 1
+
+
+#: Deps from which a run counts as long: below, it is over before a bar would help.
+PROGRESS_FROM = 200
+#: Deps per ``invalidate_many`` call while a bar is shown (it advances per chunk).
+PROGRESS_CHUNK = 128
+
+
+def _invalidate_all(
+    cc: Any, deps: list[str], new_hash: str | None, *, show_progress: bool
+) -> list[Any]:
+    """``cc.invalidate_many(deps)``, with a progress bar on stderr for a long run on a terminal.
+
+    The bar is tqdm's (extra ``progress``); without tqdm, one line says how to get it.
+    """
+    if not show_progress or len(deps) < PROGRESS_FROM or not sys.stderr.isatty():
+        return list(cc.invalidate_many(deps, new_hash=new_hash))
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        print(
+            f"cachecore: invalidating {len(deps)} deps "
+            "(pip install 'cachecore-python[progress]' for a progress bar)",
+            file=sys.stderr,
+        )
+        return list(cc.invalidate_many(deps, new_hash=new_hash))
+    unique = list(dict.fromkeys(deps))  # a repeated dep is sent once, as invalidate_many does
+    by_id: dict[str, Any] = {}
+    try:
+        size = os.get_terminal_size(sys.stderr.fileno())
+        width, height = size.columns, size.lines
+    except OSError:
+        width = height = 0
+    # A terminal that reports no size (0x0: some ptys, CI consoles) would make tqdm
+    # draw nothing (no room): assume 80x24 there.
+    bar_args: dict[str, Any] = {
+        "unit": "dep",
+        "desc": "invalidating",
+        "ncols": min(width or 80, 100),
+        "nrows": height or 24,
+    }
+    with tqdm(total=len(unique), file=sys.stderr, **bar_args) as bar:
+        for start in range(0, len(unique), PROGRESS_CHUNK):
+            chunk = unique[start : start + PROGRESS_CHUNK]
+            for result in cc.invalidate_many(chunk, new_hash=new_hash):
+                by_id[result.dep_id] = result
+            bar.update(len(chunk))
+    return [by_id[dep] for dep in deps]
 
 
 def read_deps(path: str) -> list[str]:

@@ -290,3 +290,61 @@ def test_doctor_passes_against_a_live_gateway_and_fails_with_the_url_named(
     assert f"FAIL  reachable   cannot reach {down}" in bad.stdout
     for proc in (good, bad):
         assert env not in proc.stdout + proc.stderr
+
+
+def test_a_long_run_on_a_terminal_shows_a_progress_bar(
+    env: str, gateway: tuple[ReferenceGateway, str], tmp_path: object
+) -> None:
+    import os
+    import pty
+    from pathlib import Path
+
+    from cachecore._cli import PROGRESS_FROM
+
+    _, url = gateway
+    deps = Path(str(tmp_path)) / "deps.txt"
+    deps.write_text("".join(f"row:{i}\n" for i in range(PROGRESS_FROM + 56)), encoding="utf-8")
+    primary, secondary = pty.openpty()  # stderr is a terminal; stdout stays a pipe
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "cachecore", "invalidate", "--from-file", str(deps)],
+            stdout=subprocess.PIPE,
+            stderr=secondary,
+            env={**os.environ, "CACHECORE_GATEWAY_URL": url, "CACHECORE_TOKEN": env},
+            text=True,
+        )
+        os.close(secondary)
+        chunks = []
+        while True:
+            try:
+                chunk = os.read(primary, 4096)
+            except OSError:  # the child closed its end
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        stdout, _ = proc.communicate(timeout=120)
+    finally:
+        os.close(primary)
+    terminal = b"".join(chunks).decode("utf-8", "replace")
+    assert proc.returncode == 0, terminal
+    assert f"{PROGRESS_FROM + 56}/{PROGRESS_FROM + 56}" in terminal, terminal  # tqdm's counter
+    assert "invalidating" in terminal
+    assert f"{PROGRESS_FROM + 56} ok, 0 failed in" in terminal
+    assert len(stdout.splitlines()) == PROGRESS_FROM + 56, "results stay on stdout"
+    assert env not in terminal + stdout
+
+
+def test_no_progress_bar_when_stderr_is_not_a_terminal(
+    env: str, gateway: tuple[ReferenceGateway, str]
+) -> None:
+    from cachecore._cli import PROGRESS_FROM
+
+    _, url = gateway
+    listing = "".join(f"row:{i}\n" for i in range(PROGRESS_FROM))
+    proc = run_cli(
+        "invalidate", "--from-file", "-", stdin=listing,
+        env={"CACHECORE_GATEWAY_URL": url, "CACHECORE_TOKEN": env},
+    )  # fmt: skip
+    assert proc.returncode == 0
+    assert proc.stderr.count("\n") == 1, proc.stderr  # the summary line only
