@@ -84,6 +84,19 @@ def _add_demo(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="simulated upstream latency of the offline model, in seconds (default 0.25)",
     )
     p.add_argument(
+        "--sync",
+        action="store_true",
+        help="walk with the sync SDK (OpenAI, SyncCachecoreClient) instead of the async one",
+    )
+    p.add_argument(
+        "--price-per-million",
+        type=float,
+        default=2.0,
+        metavar="USD",
+        help="US dollars per million tokens, to price the tokens that cache hits saved"
+        " (default 2.00, an illustrative figure: pass your model's)",
+    )
+    p.add_argument(
         "--no-color", action="store_true", help="plain output, no ANSI colours (also: $NO_COLOR)"
     )
     p.set_defaults(run=_cmd_demo)
@@ -92,7 +105,12 @@ def _add_demo(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def _cmd_demo(args: argparse.Namespace) -> int:
     from cachecore._demo import run_demo
 
-    return run_demo(latency=args.latency, color=False if args.no_color else None)
+    return run_demo(
+        latency=args.latency,
+        color=False if args.no_color else None,
+        sync=args.sync,
+        price_per_million=args.price_per_million,
+    )
 
 
 _SUBCOMMANDS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]] = [

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from openai.types import CompletionUsage
 
 MODEL = "gpt-5.4-mini"
 TENANT_A = "acme"
@@ -40,29 +43,24 @@ class Row:
     similarity: float | None
     age: int | None
     latency_ms: float
+    tokens: int | None = None  # the answer's usage, prompt + completion; None: no usage
 
 
-def plan(client: str) -> list[Step]:
-    """The walk for one SDK flavour; the two flavours use different prompts."""
-    if client == "async":
-        haiku = "Write a haiku about caches"
-        ask, paraphrase = "What is the capital of France?", "What's the capital of France?"
-        doc, tagged = "doc:contract-123", "Summarise contract #123"
-    else:
-        haiku = "Write a limerick about latency"
-        ask = "Explain the difference between TCP and UDP."
-        paraphrase = "Explain the difference between UDP and TCP."
-        doc, tagged = "doc:refund-policy", "Summarise the refund policy"
+def plan() -> list[Step]:
+    """The walk, the same for both SDK flavours (each run has a gateway of its own)."""
+    haiku = "Write a haiku about caches"
+    ask, paraphrase = "What is the capital of France?", "What's the capital of France?"
+    doc, tagged = "doc:contract-123", "Summarise contract #123"
     return [
         Step(1, f"plain SDK: {haiku!r}", TENANT_A, "BYPASS", haiku, plain=True),
         Step(2, f"ask {ask!r}", TENANT_A, "MISS", ask),
         Step(2, "same prompt again", TENANT_A, "HIT_L1", ask),
         Step(2, f"paraphrase {paraphrase!r}", TENANT_A, "HIT_L2", paraphrase),
         Step(2, "same prompt, other tenant", TENANT_B, "MISS", ask),
-        Step(3, f"deps=[Dep({doc!r})]: {tagged!r}", TENANT_A, "MISS", tagged, ((doc, "v1"),)),
+        Step(3, f"{tagged!r}, Dep hash v1", TENANT_A, "MISS", tagged, ((doc, "v1"),)),
         Step(3, "same tagged call again", TENANT_A, "HIT_L1", tagged, ((doc, "v1"),)),
         Step(3, f"invalidate({doc!r}, new_hash='v2')", TENANT_A, "ok", invalidate=(doc, "v2")),
-        Step(3, "same call after the change (hash v2)", TENANT_A, "MISS", tagged, ((doc, "v2"),)),
+        Step(3, "same call after invalidate, Dep hash v2", TENANT_A, "MISS", tagged, ((doc, "v2"),)),
         Step(3, "bypass=True: 'Generate a unique report ID'", TENANT_A, "BYPASS",
              "Generate a unique report ID", bypass=True),
     ]  # fmt: skip
@@ -72,11 +70,18 @@ def messages(prompt: str) -> list[dict[str, str]]:
     return [{"role": "user", "content": prompt}]
 
 
-def row(step: Step, client: str, status: Any, started: float) -> Row:
-    """A row from a ``CacheStatus`` (or a plain string for an invalidation)."""
+def row(
+    step: Step, client: str, status: Any, started: float, usage: CompletionUsage | None = None
+) -> Row:
+    """A row from a ``CacheStatus`` (or a plain string for an invalidation).
+
+    ``usage`` is the answer's ``usage`` (the reference gateway returns it on cached
+    answers too): the row counts its prompt and completion tokens.
+    """
     latency_ms = (time.perf_counter() - started) * 1000
+    tokens = None if usage is None else usage.prompt_tokens + usage.completion_tokens
     if isinstance(status, str):
-        return Row(step, client, status, None, None, latency_ms)
+        return Row(step, client, status, None, None, latency_ms, tokens)
     name = status.status
     return Row(
         step,
@@ -85,4 +90,5 @@ def row(step: Step, client: str, status: Any, started: float) -> Row:
         status.similarity if name == "HIT_L2" else None,
         status.age_seconds if status.hit else None,
         latency_ms,
+        tokens,
     )

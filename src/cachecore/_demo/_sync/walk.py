@@ -3,14 +3,17 @@
 """The demo's walk over the adoption ladder, written once for both twins.
 
 ``cachecore._demo`` plans the steps and prints the table; this module makes the
-calls. Written once, async, in ``cachecore/_demo/_async/walk.py``; the sync walk
-is generated from it by ``codegen/make_sync.py``. It is a tree of its own so that
-the core (``cachecore/_async``) never imports openai or the demo.
+calls and hands each row to ``report`` as soon as its step completes, so the
+table grows while the walk runs. Written once, async, in
+``cachecore/_demo/_async/walk.py``; the sync walk is generated from it by
+``codegen/make_sync.py``. It is a tree of its own so that the core
+(``cachecore/_async``) never imports openai or the demo.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any, cast
 
 import httpx
@@ -22,12 +25,22 @@ from cachecore._demo._plan import Row
 from cachecore._models import CacheStatus, Dep
 
 
-def walk(url: str, tokens: dict[str, str], flavour: str) -> list[Row]:
-    """Run every step of the plan for ``flavour`` ("async" or "sync") and time it."""
+def walk(
+    url: str, tokens: dict[str, str], flavour: str, report: Callable[[Row], None]
+) -> list[Row]:
+    """Run every step of the plan with the ``flavour`` ("async" or "sync") SDK and time it.
+
+    ``report`` gets each row as its step completes; the rows are also returned.
+    """
     rows: list[Row] = []
+
+    def done(row: Row) -> None:
+        rows.append(row)
+        report(row)
+
     clients: dict[str, tuple[SyncCachecoreClient, OpenAI]] = {}
     try:
-        for step in _plan.plan(flavour):
+        for step in _plan.plan():
             if step.plain:
                 with OpenAI(base_url=f"{url}/v1", api_key=tokens[step.tenant]) as plain:
                     started = time.perf_counter()
@@ -35,7 +48,8 @@ def walk(url: str, tokens: dict[str, str], flavour: str) -> list[Row]:
                         model=_plan.MODEL,
                         messages=_plan.messages(step.prompt),  # type: ignore[arg-type]
                     )
-                rows.append(_plan.row(step, flavour, CacheStatus.from_headers(raw), started))
+                    status = CacheStatus.from_headers(raw)
+                    done(_plan.row(step, flavour, status, started, raw.parse().usage))
                 continue
             if step.tenant not in clients:
                 cc = SyncCachecoreClient(url, tokens[step.tenant])
@@ -50,15 +64,15 @@ def walk(url: str, tokens: dict[str, str], flavour: str) -> list[Row]:
             started = time.perf_counter()
             if step.invalidate is not None:
                 result = cc.invalidate(*step.invalidate)
-                rows.append(_plan.row(step, flavour, "ok" if result.ok else "FAILED", started))
+                done(_plan.row(step, flavour, "ok" if result.ok else "FAILED", started))
                 continue
             deps = [Dep(dep_id, hash=h) for dep_id, h in step.deps]
             with cc.request_context(deps=deps, bypass=step.bypass) as ctx:
-                sdk.chat.completions.create(
+                answer = sdk.chat.completions.create(
                     model=_plan.MODEL,
                     messages=_plan.messages(step.prompt),  # type: ignore[arg-type]
                 )
-            rows.append(_plan.row(step, flavour, ctx.last or CacheStatus(), started))
+            done(_plan.row(step, flavour, ctx.last or CacheStatus(), started, answer.usage))
     finally:
         for cc, sdk in clients.values():
             sdk.close()
