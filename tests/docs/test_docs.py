@@ -31,8 +31,8 @@ belong in the docs. Other languages (bash, toml, text) are not run; Python writt
 with another fence name (``py``, ``python3``, ``pycon``) fails, so nothing slips by.
 
 Run blocks by hand (with the variables above set):
-``python tests/docs/test_docs.py docs/errors.md:58`` runs the block whose code
-starts on line 58; ``python tests/docs/test_docs.py docs/errors.md`` runs every
+``python tests/docs/test_docs.py docs/errors.md:55`` runs the block whose code
+starts on line 55; ``python tests/docs/test_docs.py docs/errors.md`` runs every
 block of the page, each in its own interpreter. This part of the module imports
 only the standard library, so a block's interpreter starts with nothing else loaded.
 """
