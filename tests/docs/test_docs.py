@@ -1,22 +1,40 @@
-"""Every ```python block of every page in ``docs/`` runs here, against the reference gateway.
+"""Every ```python block of ``README.md`` and ``docs/`` runs here, alone, against the reference gateway.
 
-A page is run like a notebook: its blocks execute in order in one namespace, so a
-later block may use names an earlier one defined, and a block may use top-level
-``await`` (compiled with ``ast.PyCF_ALLOW_TOP_LEVEL_AWAIT`` and run on the page's
-own event loop). Each page runs in a fresh interpreter, as a user's script
-would (a few pages at a time, each as its own tenant of one shared gateway): nothing a page configures (Django settings, logging, registered models)
-leaks into another page or into the rest of the test suite, and nothing the suite
-configured leaks into a page. A reference gateway is served on loopback, and
-each page gets the environment a user would have set:
-``CACHECORE_GATEWAY_URL``, ``CACHECORE_TOKEN`` (a freshly minted tenant token),
-``OPENAI_BASE_URL`` and ``OPENAI_API_KEY``. Pages run in a temporary working directory.
+Each block runs **on its own, in a fresh interpreter**, as a newcomer would paste it
+into ``example.py`` and run ``python example.py``: nothing an earlier block on the
+page defined, imported or configured is there. A block therefore carries its own
+imports and setup. The block runs as ``__main__`` with the temporary working
+directory first on ``sys.path`` (as a script's directory would be), and tracebacks
+point at the page's own lines.
 
-Run one page by hand: ``python tests/docs/test_docs.py docs/invalidation.md``
-(with those variables set).
+Blocks run a few at a time against one shared reference gateway served on
+loopback, each as its own tenant (a freshly minted token per block), so no block
+sees another's cache entries and every block starts from an empty cache. Each gets
+the environment a user would have set: ``CACHECORE_GATEWAY_URL``,
+``CACHECORE_TOKEN``, ``CACHECORE_JWT_SECRET``, ``OPENAI_BASE_URL`` and
+``OPENAI_API_KEY``, and runs in a temporary working directory.
 
+Two markers, an HTML comment on the line just before the fence (invisible in the
+rendered docs), change how a block runs:
+
+- ``<!-- notebook -->``: a notebook cell. It runs alone too, but inside a running
+  asyncio event loop with top-level ``await`` allowed (as Jupyter runs a cell), so
+  it must use top-level ``await``, and it must not call ``asyncio.run``.
+- ``<!-- fragment: why -->``: not a whole program, on purpose; the reason is
+  required. It runs after the block before it on the page (and that block's own
+  fragments chain back the same way), in one interpreter, as the continuation it
+  is. At most ``MAX_FRAGMENTS`` blocks may be fragments.
+
+Any other comment on that line is refused, so a misspelt marker cannot slip by.
 There is no way to skip a block: a Python example that cannot run here does not
 belong in the docs. Other languages (bash, toml, text) are not run; Python written
 with another fence name (``py``, ``python3``, ``pycon``) fails, so nothing slips by.
+
+Run blocks by hand (with the variables above set):
+``python tests/docs/test_docs.py docs/errors.md:55`` runs the block whose code
+starts on line 55; ``python tests/docs/test_docs.py docs/errors.md`` runs every
+block of the page, each in its own interpreter. This part of the module imports
+only the standard library, so a block's interpreter starts with nothing else loaded.
 """
 
 from __future__ import annotations
@@ -25,28 +43,27 @@ import ast
 import asyncio
 import inspect
 import linecache
-import os
 import re
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+import types
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
-
-from cachecore.testing import GatewayConfig, ReferenceGateway, mint_token
-
-DOCS = Path(__file__).resolve().parents[2] / "docs"
-SECRET = "docs-test-secret"
-PAGE_TIMEOUT = 120.0
-PARALLEL_PAGES = 4
+ROOT = Path(__file__).resolve().parents[2]
+DOCS = ROOT / "docs"
+README = ROOT / "README.md"
+BLOCK_TIMEOUT = 120.0
+MAX_FRAGMENTS = 3
 
 _OPEN = re.compile(r"^(?P<indent>[ \t]*)(?P<fence>`{3,}|~{3,})[ \t]*(?P<lang>[^\s`{]*)")
+_COMMENT = re.compile(r"^[ \t]*<!--(?P<body>.*?)-->[ \t]*$")
+_MARKER = re.compile(r"^(?P<kind>notebook|fragment)(?::[ \t]*(?P<why>\S.*?))?$")
 _PYTHON = "python"
 _PYTHON_ALIASES = frozenset({"py", "python3", "py3", "pycon", "ipython", "pyi"})
+
+SCRIPT, NOTEBOOK, FRAGMENT = "script", "notebook", "fragment"
 
 
 @dataclass(frozen=True)
@@ -54,10 +71,34 @@ class Block:
     page: Path
     line: int  # 1-based line of the first code line in the page
     source: str
+    kind: str = SCRIPT  # script, notebook (marked) or fragment (marked, with a reason)
+    why: str = ""  # a fragment's reason
 
     @property
     def where(self) -> str:
-        return f"{self.page.relative_to(DOCS.parent)}:{self.line}"
+        page = self.page.relative_to(ROOT) if self.page.is_relative_to(ROOT) else self.page
+        return f"{page}:{self.line}"
+
+
+def _marker(page: Path, lines: list[str], fence_index: int) -> tuple[str, str]:
+    """The kind of block the comment on the line before the fence declares."""
+    if fence_index == 0:
+        return SCRIPT, ""
+    comment = _COMMENT.match(lines[fence_index - 1])
+    if comment is None:
+        return SCRIPT, ""
+    marker = _MARKER.match(comment["body"].strip())
+    where = f"{page.name}:{fence_index}"
+    if marker is None:
+        raise AssertionError(
+            f"{where}: the comment before a ```python fence must be <!-- notebook --> or "
+            f"<!-- fragment: why -->, not <!--{comment['body']}-->"
+        )
+    if marker["kind"] == FRAGMENT and not marker["why"]:
+        raise AssertionError(f"{where}: say why the block is a fragment: <!-- fragment: why -->")
+    if marker["kind"] == NOTEBOOK and marker["why"]:
+        raise AssertionError(f"{where}: write <!-- notebook --> alone")
+    return marker["kind"], marker["why"] or ""
 
 
 def extract_blocks(page: Path) -> list[Block]:
@@ -84,24 +125,147 @@ def extract_blocks(page: Path) -> list[Block]:
                 f"{page.name}:{i + 1}: write ```python (not ```{lang}) so the block is run"
             )
         if lang == _PYTHON:
+            kind, why = _marker(page, lines, i)
+            if kind == FRAGMENT and not blocks:
+                raise AssertionError(f"{page.name}:{i + 1}: a fragment needs a block before it")
             body = "\n".join(
                 line[len(indent) :] if line.startswith(indent) else line for line in lines[start:j]
             )
-            blocks.append(Block(page, start + 1, textwrap.dedent(body)))
+            blocks.append(Block(page, start + 1, textwrap.dedent(body), kind, why))
         i = j + 1
     return blocks
 
 
-def _pages() -> list[Path]:
-    return sorted(DOCS.rglob("*.md"))
+def chain(blocks: list[Block], index: int) -> list[Block]:
+    """What runs for ``blocks[index]``: the block, after the blocks it continues if a fragment."""
+    start = index
+    while blocks[start].kind == FRAGMENT:
+        start -= 1
+    return blocks[start : index + 1]
 
 
-PAGES_WITH_CODE = [p for p in _pages() if extract_blocks(p)]
+def _compile(block: Block) -> types.CodeType:
+    filename = str(block.page)
+    # Pad so tracebacks point at the page's own line numbers.
+    source = "\n" * (block.line - 1) + block.source
+    linecache.cache[filename] = (len(source), None, source.splitlines(keepends=True), filename)
+    flags = ast.PyCF_ALLOW_TOP_LEVEL_AWAIT if block.kind != SCRIPT else 0
+    return compile(source, filename, "exec", flags=flags, dont_inherit=True)
+
+
+def run_alone(blocks: list[Block], cwd: Path) -> None:
+    """Run ``blocks`` (one block, or a block and its fragments) as one fresh program.
+
+    The code runs as ``__main__`` with ``cwd`` first on ``sys.path``, as
+    ``python example.py`` would. When the first block is a notebook cell, the code
+    runs inside a running asyncio loop, with top-level ``await`` allowed.
+    """
+    main = types.ModuleType("__main__")
+    main.__file__ = str(cwd / "example.py")
+    sys.modules["__main__"] = main
+    sys.argv = [main.__file__]
+    sys.path[0] = str(cwd)
+    namespace = main.__dict__
+    notebook = blocks[0].kind == NOTEBOOK
+    if notebook and not any(_compile(b).co_flags & inspect.CO_COROUTINE for b in blocks):
+        raise AssertionError(
+            f"{blocks[0].where} is marked <!-- notebook --> but uses no top-level await: "
+            "drop the marker, it runs as a script"
+        )
+
+    async def cell() -> None:
+        for block in blocks:
+            await _run(block)
+
+    async def _run(block: Block) -> None:
+        code = _compile(block)
+        if code.co_flags & inspect.CO_COROUTINE:
+            await eval(code, namespace)
+        else:
+            exec(code, namespace)
+
+    try:
+        if notebook:
+            asyncio.run(cell())
+        else:
+            for block in blocks:
+                exec(_compile(block), namespace)
+    except BaseException as exc:
+        if hasattr(exc, "add_note"):
+            exc.add_note(f"in the docs example at {blocks[-1].where}")
+        raise
+
+
+def pages() -> list[Path]:
+    """README.md and every page under docs/."""
+    return [README, *sorted(DOCS.rglob("*.md"))]
+
+
+def _split_target(target: str) -> tuple[Path, int | None]:
+    name, sep, line = target.rpartition(":")
+    if sep and line.isdigit():
+        return Path(name).resolve(), int(line)
+    return Path(target).resolve(), None
+
+
+def main(argv: list[str]) -> int:
+    """``PAGE.md:LINE`` runs that block here; ``PAGE.md`` runs each of its blocks alone."""
+    failed = 0
+    for target in argv:
+        page, line = _split_target(target)
+        blocks = extract_blocks(page)
+        if line is not None:
+            index = next(i for i, b in enumerate(blocks) if b.line == line)
+            run_alone(chain(blocks, index), Path.cwd())
+            continue
+        for block in blocks:
+            proc = subprocess.run(
+                [sys.executable, __file__, f"{page}:{block.line}"],
+                timeout=BLOCK_TIMEOUT,
+                check=False,
+            )
+            failed += proc.returncode != 0
+            print(f"{block.where}: {'ok' if proc.returncode == 0 else 'FAILED'}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
+
+
+# The tests. Below this line the module may import more than the standard library.
+
+import os  # noqa: E402
+from collections.abc import Iterator  # noqa: E402
+from concurrent.futures import Future, ThreadPoolExecutor  # noqa: E402
+
+import pytest  # noqa: E402
+
+from cachecore.testing import GatewayConfig, ReferenceGateway, mint_token  # noqa: E402
+
+SECRET = "docs-test-secret"
+PARALLEL_BLOCKS = 4
+
+BLOCKS = [block for page in pages() for block in extract_blocks(page)]
+
+
+def _block_id(block: Block) -> str:
+    return str(block.page.relative_to(DOCS if block.page.is_relative_to(DOCS) else ROOT)) + (
+        f":{block.line}"
+    )
 
 
 def test_docs_exist_and_have_examples() -> None:
-    assert _pages(), f"no pages under {DOCS}"
-    assert PAGES_WITH_CODE, "no ```python blocks found in docs/"
+    assert len(pages()) > 1, f"no pages under {DOCS}"
+    assert BLOCKS, "no ```python blocks found in README.md and docs/"
+
+
+def test_fragments_are_few() -> None:
+    fragments = [f"{b.where} ({b.why})" for b in BLOCKS if b.kind == FRAGMENT]
+    assert len(fragments) <= MAX_FRAGMENTS, (
+        f"{len(fragments)} fragments, at most {MAX_FRAGMENTS}: make them whole examples:\n"
+        + "\n".join(fragments)
+    )
 
 
 @pytest.fixture(scope="session")
@@ -118,14 +282,14 @@ def docs_gateway_url(docs_gateway: ReferenceGateway) -> Iterator[str]:
         yield url
 
 
-def user_env(gateway_url: str, page: Path) -> dict[str, str]:
-    """The environment variables a user would have set, with a tenant of the page's own.
+def user_env(gateway_url: str, tenant: str) -> dict[str, str]:
+    """The environment variables a user would have set, with a tenant of the block's own.
 
-    One tenant per page keeps pages apart in the shared gateway (tenants never see
-    each other's entries), so every page starts from an empty cache and pages can
+    One tenant per block keeps blocks apart in the shared gateway (tenants never see
+    each other's entries), so every block starts from an empty cache and blocks can
     run concurrently.
     """
-    token = mint_token(SECRET, f"docs-{page.stem}")
+    token = mint_token(SECRET, tenant)
     return {
         **os.environ,
         "CACHECORE_GATEWAY_URL": gateway_url,
@@ -137,114 +301,53 @@ def user_env(gateway_url: str, page: Path) -> dict[str, str]:
 
 
 def run_in_subprocess(
-    page: Path, env: dict[str, str], cwd: Path
+    block: Block, env: dict[str, str], cwd: Path
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, __file__, str(page)],
+        [sys.executable, __file__, f"{block.page}:{block.line}"],
         capture_output=True,
         text=True,
-        timeout=PAGE_TIMEOUT,
+        timeout=BLOCK_TIMEOUT,
         env=env,
         cwd=cwd,
+        check=False,
     )
 
 
 @pytest.fixture(scope="session")
-def page_runs(
-    docs_gateway_url: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[dict[Path, Future[subprocess.CompletedProcess[str]]]]:
-    """Every page started at once (a few at a time), each in its own interpreter."""
-    with ThreadPoolExecutor(max_workers=PARALLEL_PAGES) as pool:
+def block_runs(
+    request: pytest.FixtureRequest,
+    docs_gateway_url: str,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[dict[Block, Future[subprocess.CompletedProcess[str]]]]:
+    """Every selected block started at once (a few at a time), each in its own interpreter."""
+    selected = {
+        item.callspec.params["block"]
+        for item in request.session.items
+        if "block" in getattr(getattr(item, "callspec", None), "params", {})
+    }
+    with ThreadPoolExecutor(max_workers=PARALLEL_BLOCKS) as pool:
         yield {
-            page: pool.submit(
+            block: pool.submit(
                 run_in_subprocess,
-                page,
-                user_env(docs_gateway_url, page),
-                tmp_path_factory.mktemp(page.stem),
+                block,
+                user_env(docs_gateway_url, f"docs-{block.page.stem}-{block.line}"),
+                tmp_path_factory.mktemp(f"{block.page.stem}-{block.line}"),
             )
-            for page in PAGES_WITH_CODE
+            for block in BLOCKS
+            if block in selected
         }
 
 
-def run_page(blocks: list[Block]) -> None:
-    """Run ``blocks`` in order in one namespace, awaiting blocks that use top-level await."""
-    namespace: dict[str, object] = {"__name__": "__main__"}
-    loop = asyncio.new_event_loop()
-    try:
-        for block in blocks:
-            filename = str(block.page)
-            # Pad so tracebacks point at the page's own line numbers.
-            source = "\n" * (block.line - 1) + block.source
-            linecache.cache[filename] = (
-                len(source),
-                None,
-                source.splitlines(keepends=True),
-                filename,
-            )
-            try:
-                code = compile(source, filename, "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
-                if code.co_flags & inspect.CO_COROUTINE:
-                    loop.run_until_complete(eval(code, namespace))
-                else:
-                    exec(code, namespace)
-            except BaseException as exc:
-                if hasattr(exc, "add_note"):
-                    exc.add_note(f"in the docs example at {block.where}")
-                raise
-    finally:
-        pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
-        for task in pending:
-            task.cancel()
-        if pending:
-            loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
-        loop.run_until_complete(loop.shutdown_asyncgens())
-        loop.close()
-
-
-@pytest.mark.parametrize("page", PAGES_WITH_CODE, ids=lambda p: str(p.relative_to(DOCS)))
-def test_page_examples_run(
-    page: Path, page_runs: dict[Path, Future[subprocess.CompletedProcess[str]]]
+@pytest.mark.parametrize("block", BLOCKS, ids=_block_id)
+def test_block_runs_alone(
+    block: Block, block_runs: dict[Block, Future[subprocess.CompletedProcess[str]]]
 ) -> None:
-    proc = page_runs[page].result()
+    proc = block_runs[block].result()
     if proc.returncode != 0:
+        how = {SCRIPT: "as a script", NOTEBOOK: "as a notebook cell", FRAGMENT: "as a fragment"}
         pytest.fail(
-            f"the examples of {page.relative_to(DOCS.parent)} failed "
+            f"{block.where} failed on its own, {how[block.kind]} "
             f"(exit {proc.returncode}):\n{proc.stderr}\n--- stdout ---\n{proc.stdout}",
             pytrace=False,
         )
-
-
-README = DOCS.parent / "README.md"
-
-
-@pytest.mark.parametrize("block", extract_blocks(README), ids=lambda b: f"README.md:{b.line}")
-def test_readme_examples_run_as_scripts(
-    block: Block, docs_gateway_url: str, tmp_path: Path
-) -> None:
-    """Each README block on its own, as ``python example.py``: what a newcomer pastes."""
-    script = tmp_path / "example.py"
-    script.write_text(block.source, encoding="utf-8")
-    proc = subprocess.run(
-        [sys.executable, str(script)],
-        env=user_env(docs_gateway_url, Path(f"readme-{block.line}")),
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=PAGE_TIMEOUT,
-        check=False,
-    )
-    assert proc.returncode == 0, f"{block.where} failed as a script:\n{proc.stderr}"
-
-
-def main(argv: list[str]) -> int:
-    """Run the examples of the pages named in ``argv``; print the first failure."""
-    for name in argv:
-        page = Path(name).resolve()
-        blocks = extract_blocks(page)
-        run_page(blocks)
-        print(f"{page.name}: {len(blocks)} blocks ran", file=sys.stderr)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
