@@ -29,12 +29,20 @@ bumping ruff means changing the pins (tests/unit/test_codegen.py checks that
 they agree) and regenerating. A normalized comparison (e.g. of token streams)
 was rejected: it would let whitespace drift through, and the check must fail on
 any drift.
+
+Tools: run from an environment without them (a fresh machine's bare ``python``),
+``main`` makes a private virtualenv, ``.codegen-venv/`` (ignored by git), installs
+``TOOLS`` there from the package index once, and runs itself again with it. The
+build hook imports this module and never bootstraps: its build environment
+installs the tools.
 """
 
 from __future__ import annotations
 
 import argparse
 import difflib
+import importlib.util
+import os
 import re
 import shutil
 import subprocess
@@ -308,7 +316,37 @@ def write() -> list[str]:
     return changed
 
 
+#: What the codegen runs with (``unasync`` brings ``tokenize-rt``; it needs setuptools).
+TOOLS = ["unasync>=0.6", "setuptools>=61", f"ruff=={RUFF_VERSION}"]
+_BOOTSTRAPPED = "CACHECORE_CODEGEN_BOOTSTRAPPED"
+
+
+def _tools_missing() -> bool:
+    return any(importlib.util.find_spec(m) is None for m in ("unasync", "tokenize_rt", "ruff"))
+
+
+def _run_with_tools(argv: list[str]) -> int | None:
+    """Run again in ``.codegen-venv`` when this interpreter lacks the tools; else ``None``."""
+    if not _tools_missing():
+        return None
+    if os.environ.get(_BOOTSTRAPPED):
+        raise RuntimeError(f"codegen: {sys.executable} still lacks one of {TOOLS}")
+    venv = ROOT / ".codegen-venv"
+    python = venv / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+    if not python.exists():
+        print(f"codegen: installing {' '.join(TOOLS)} into {venv.name}/ (once)", file=sys.stderr)
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        pip = [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+        subprocess.run([*pip, *TOOLS], check=True)
+    env = {**os.environ, _BOOTSTRAPPED: "1"}
+    return subprocess.run([str(python), str(Path(__file__).resolve()), *argv], env=env).returncode
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    delegated = _run_with_tools(argv)
+    if delegated is not None:
+        return delegated
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--check", action="store_true", help="fail on drift, write nothing")
     args = parser.parse_args(argv)
