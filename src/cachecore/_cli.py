@@ -42,6 +42,15 @@ def add_invalidate(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     p.set_defaults(run=run_invalidate)
 
 
+def _missing_setting(args: argparse.Namespace) -> str | None:
+    """For a command that talks to the gateway: the setting it lacks, said as one line."""
+    if not (args.gateway_url or os.environ.get(GATEWAY_URL_ENV)):
+        return f"no gateway URL: pass --gateway-url or set {GATEWAY_URL_ENV}"
+    if not os.environ.get(TOKEN_ENV):
+        return f"no tenant token: set {TOKEN_ENV}"
+    return None
+
+
 def run_invalidate(args: argparse.Namespace) -> int:
     from . import SyncCachecoreClient
     from .errors import CachecoreConfigError
@@ -54,18 +63,16 @@ def run_invalidate(args: argparse.Namespace) -> int:
             return _fail(f"cannot read {args.from_file!r}: {exc.strerror}")
     if not deps:
         return _fail("no deps: name them, or pass --from-file PATH ('-' for stdin)")
-    url = args.gateway_url or os.environ.get(GATEWAY_URL_ENV)
-    if not url:
-        return _fail(f"no gateway URL: pass --gateway-url or set {GATEWAY_URL_ENV}")
-    if not os.environ.get(TOKEN_ENV):
-        return _fail(f"no tenant token: set {TOKEN_ENV}")
+    missing = _missing_setting(args)
+    if missing:
+        return _fail(missing)
     # The SDK logs failed invalidations at WARNING; here every outcome is printed,
     # so the logger is muted for the call (and restored: main() may run in-process).
     sdk_logger = logging.getLogger("cachecore")
     was_disabled, sdk_logger.disabled = sdk_logger.disabled, True
     try:
         with SyncCachecoreClient(
-            gateway_url=url, timeout=args.timeout, max_retries=args.max_retries
+            gateway_url=args.gateway_url, timeout=args.timeout, max_retries=args.max_retries
         ) as cc:
             started = time.perf_counter()
             results = _invalidate_all(cc, deps, args.new_hash, show_progress=not args.json)
@@ -171,13 +178,13 @@ def run_doctor(args: argparse.Namespace) -> int:
     from . import SyncCachecoreClient
     from .errors import CachecoreConfigError
 
-    url = args.gateway_url or os.environ.get(GATEWAY_URL_ENV)
-    if not url:
-        return _fail(f"no gateway URL: pass --gateway-url or set {GATEWAY_URL_ENV}")
-    if not os.environ.get(TOKEN_ENV):
-        return _fail(f"no tenant token: set {TOKEN_ENV}")
+    missing = _missing_setting(args)
+    if missing:
+        return _fail(missing)
     try:
-        with SyncCachecoreClient(gateway_url=url, timeout=args.timeout, max_retries=0) as cc:
+        with SyncCachecoreClient(
+            gateway_url=args.gateway_url, timeout=args.timeout, max_retries=0
+        ) as cc:
             result = cc.ping()
     except CachecoreConfigError as exc:
         return _fail(str(exc))

@@ -66,14 +66,13 @@ def report(
             )
     else:
         cause = redact(str(answer) or type(answer).__name__, token)
-        hint = ""
-        if url.scheme == "https" and "SSL" in cause.upper():
-            hint = " (an https:// URL for a gateway that speaks http?)"
+        hint = scheme_hint(url.scheme, cause)
         checks.append(
             PingCheck(
                 name="reachable",
                 ok=False,
-                detail=f"cannot reach {base}: {type(answer).__name__}: {cause}{hint}",
+                detail=f"cannot reach {base}: {type(answer).__name__}: {cause}"
+                + (f" ({hint})" if hint else ""),
             )
         )
     info = read_token(token)
@@ -106,6 +105,13 @@ def report(
         latency_ms=latency_ms,
         tenant_id=tenant_id,
     )
+
+
+def scheme_hint(scheme: str, cause: str) -> str:
+    """What a TLS failure on an https:// URL most often means, or ``""``."""
+    if scheme == "https" and "SSL" in cause.upper():
+        return "an https:// URL for a gateway that speaks http?"
+    return ""
 
 
 def _scheme(url: httpx.URL) -> PingCheck:

@@ -15,6 +15,7 @@ from types import ModuleType
 from typing import Any
 
 from . import _wire
+from ._doctor import scheme_hint
 from ._models import Dep
 from .errors import RESPONSE_ERROR_EXTENSION, CachecoreAPIError, error_for_status
 
@@ -194,9 +195,8 @@ def unreachable(exc: Exception, lib: ModuleType, request: Any, gateway: object) 
     """
     cls = lib.ConnectTimeout if isinstance(exc, lib.ConnectTimeout) else lib.ConnectError
     detail = str(exc) or type(exc).__name__
-    hint = ""
-    if request.url.scheme == "https" and "SSL" in detail.upper():
-        hint = "; an https:// URL for a gateway that speaks http?"
+    hint = scheme_hint(request.url.scheme, detail)
+    hint = f"; {hint}" if hint else ""
     error: Exception = cls(
         f"cannot reach the Cachecore gateway at {gateway} ({type(exc).__name__}: {detail}{hint}); "
         "is it running, and is gateway_url right? `cachecore doctor` checks",

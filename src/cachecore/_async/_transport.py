@@ -116,21 +116,15 @@ class AsyncCachecoreTransport(httpx.AsyncBaseTransport):
 
         frame = current_frame()
         token = self._token_item or (_wire.TOKEN_HEADER, self._token.current())
-        put: tuple[_steering.HeaderItem, ...]
-        drop = _steering.NOTHING
-        if frame is None:
-            put = (token,)
-        elif frame.bypass:  # no token at all
-            put, drop = (), _steering.TOKEN_ONLY
-        else:
-            put = (token,)
+        bypassed = frame is not None and frame.bypass  # no token at all
+        put: tuple[_steering.HeaderItem, ...] = () if bypassed else (token,)
+        drop = _steering.TOKEN_ONLY if bypassed else _steering.NOTHING
         if frame is not None and frame.deps_item is not None:
             put = (*put, frame.deps_item)
         response = await self._send_to_gateway(_steering.outgoing(request, lib, put, drop), lib)
 
         attempt = 1
         while response.status_code in _wire.ERROR_STATUSES:
-            bypassed = frame is not None and frame.bypass
             answer, raw, error = await self._gateway_error(request, response, lib, token, bypassed)
             if not _steering.should_raise(self._errors, request):
                 return cast(httpx.Response, _steering.passthrough(request, answer, lib, raw, error))
