@@ -383,9 +383,10 @@ async def test_openai_default_client_on_our_transport(
         ) as sdk:
             first, answer = await call(cc, sdk, PROMPT, deps=[Dep("doc:default-client")])
             again, again_answer = await call(cc, sdk, PROMPT, deps=[Dep("doc:default-client")])
-            raw = await sdk.chat.completions.with_raw_response.create(
-                model=MODEL, messages=[{"role": "user", "content": PROMPT}]
-            )
+            with cc.request_context(deps=[Dep("doc:default-client")]):
+                raw = await sdk.chat.completions.with_raw_response.create(
+                    model=MODEL, messages=[{"role": "user", "content": PROMPT}]
+                )
     assert (first.status, again.status) == ("MISS", "HIT_L1")
     assert again_answer == answer
     assert CacheStatus.from_headers(raw.headers).status == "HIT_L1"

@@ -381,9 +381,10 @@ def test_openai_default_client_on_our_transport(
         with openai.OpenAI(base_url=f"{url}/v1", api_key=token, http_client=http_client) as sdk:
             first, answer = call(cc, sdk, PROMPT, deps=[Dep("doc:default-client")])
             again, again_answer = call(cc, sdk, PROMPT, deps=[Dep("doc:default-client")])
-            raw = sdk.chat.completions.with_raw_response.create(
-                model=MODEL, messages=[{"role": "user", "content": PROMPT}]
-            )
+            with cc.request_context(deps=[Dep("doc:default-client")]):
+                raw = sdk.chat.completions.with_raw_response.create(
+                    model=MODEL, messages=[{"role": "user", "content": PROMPT}]
+                )
     assert (first.status, again.status) == ("MISS", "HIT_L1")
     assert again_answer == answer
     assert CacheStatus.from_headers(raw.headers).status == "HIT_L1"

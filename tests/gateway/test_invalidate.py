@@ -50,7 +50,8 @@ def test_invalidate_keeps_entries_already_at_new_hash(
     token = gw.mint_token("t")
     chat(http, token, QUESTION, headers=_deps(("doc:123", "v2")))
     assert _invalidate(http, token, "doc:123", "v2").json()["evicted"] == 0
-    assert chat(http, token, QUESTION).headers[CACHE_HEADER] == "HIT_L1"
+    again = chat(http, token, QUESTION, headers=_deps(("doc:123", "v2")))
+    assert again.headers[CACHE_HEADER] == "HIT_L1"
 
 
 def test_invalidate_is_scoped_to_the_tenant(http: httpx.Client, gw: ReferenceGateway) -> None:
@@ -61,7 +62,8 @@ def test_invalidate_is_scoped_to_the_tenant(http: httpx.Client, gw: ReferenceGat
     assert gw.entry_count("tenant-a") == 1
     assert gw.entry_count("tenant-b") == 0
     assert gw.dep_version("tenant-a", "doc:123") is None
-    assert chat(http, a, QUESTION).headers[CACHE_HEADER] == "HIT_L1"
+    again = chat(http, a, QUESTION, headers=_deps(("doc:123", "v1")))
+    assert again.headers[CACHE_HEADER] == "HIT_L1"
 
 
 def test_invalidate_accepts_bearer_token(http: httpx.Client, gw: ReferenceGateway) -> None:
@@ -75,13 +77,33 @@ def test_invalidate_accepts_bearer_token(http: httpx.Client, gw: ReferenceGatewa
     assert response.json()["evicted"] == 1
 
 
-def test_request_deps_must_agree_with_entry(http: httpx.Client, gw: ReferenceGateway) -> None:
+def test_entries_answer_only_requests_with_the_same_deps(
+    http: httpx.Client, gw: ReferenceGateway
+) -> None:
+    """Deps say what data an answer depends on: other deps are other data, in L1 and L2."""
     token = gw.mint_token("t")
-    chat(http, token, QUESTION, headers=_deps(("doc:123", "v1")))
-    conflicting = chat(http, token, QUESTION, headers=_deps(("doc:123", "v2")))
-    undeclared = chat(http, token, "Summarise contract 123 in three bullet points!")
-    assert conflicting.headers[CACHE_HEADER] == "MISS"
-    assert undeclared.headers[CACHE_HEADER] == "HIT_L2"
+    paraphrase = "Summarise contract 123 in three bullet points!"
+    first = chat(http, token, QUESTION, headers=_deps(("doc:123", "v1")))
+    other_hash = chat(http, token, QUESTION, headers=_deps(("doc:123", "v2")))
+    undeclared = chat(http, token, QUESTION)
+    more = chat(http, token, QUESTION, headers=_deps(("doc:123", "v1"), ("doc:9", "v1")))
+    other_l2 = chat(http, token, paraphrase, headers=_deps(("doc:124", "v1")))
+    same_l2 = chat(http, token, paraphrase, headers=_deps(("doc:123", "v1")))
+    same_l1 = chat(http, token, QUESTION, headers=_deps(("doc:123", "v1")))
+    statuses = [
+        r.headers[CACHE_HEADER] for r in (first, other_hash, undeclared, more, other_l2, same_l2)
+    ]
+    assert statuses == ["MISS", "MISS", "MISS", "MISS", "MISS", "HIT_L2"]
+    assert same_l1.headers[CACHE_HEADER] == "HIT_L1"
+    assert same_l1.json() == first.json()
+    assert other_hash.json() != first.json()
+
+
+def test_deps_order_and_repeats_do_not_matter(http: httpx.Client, gw: ReferenceGateway) -> None:
+    token = gw.mint_token("t")
+    chat(http, token, QUESTION, headers=_deps(("a", "1"), ("b", "2")))
+    again = chat(http, token, QUESTION, headers=_deps(("b", "2"), ("a", "1")))
+    assert again.headers[CACHE_HEADER] == "HIT_L1"
 
 
 def test_malformed_deps_header_is_400(http: httpx.Client, gw: ReferenceGateway) -> None:

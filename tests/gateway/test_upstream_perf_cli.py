@@ -53,7 +53,10 @@ def test_http_upstream_failure_is_502() -> None:
 async def test_async_face_with_blocking_upstream() -> None:
     upstream_gw = make_gateway()
     upstream = HTTPUpstream(
-        IN_PROCESS_URL + "/v1", upstream_gw.mint_token("u"), transport=upstream_gw.transport()
+        IN_PROCESS_URL + "/v1",
+        upstream_gw.mint_token("u"),
+        transport=upstream_gw.transport(),
+        async_transport=upstream_gw.async_transport(),
     )
     gw = make_gateway(upstream=upstream)
     async with httpx.AsyncClient(transport=gw.async_transport(), base_url=IN_PROCESS_URL) as c:
@@ -69,15 +72,16 @@ async def test_async_face_with_blocking_upstream() -> None:
 def test_l2_lookup_under_5ms_at_10k_entries() -> None:
     pytest.importorskip("numpy")
     embed = NgramEmbedder()
-    cache = TenantCache(max_entries=20_000, use_numpy=True)
+    cache = TenantCache(max_entries=20_000, max_bytes=2**40, use_numpy=True)
+    scope = ("ns", "m", "[]")
     for i in range(10_000):
         vector = embed(f"question {i} about topic {i % 97} and detail {i * 31}")
-        cache.store(Entry(str(i), {}, {}, 0.0), vector, "ns", "m")
+        cache.store(Entry(str(i), {}, {}, 0.0, group=scope), vector, since_epoch=0)
     timings = []
     for i in range(50):
         started = time.perf_counter()
         query = embed(f"question {i * 13} about topic {i} and detail {i}")
-        cache.similar(query, "ns", "m", 0.87, {})
+        cache.similar(query, scope, 0.87, now=0.0)
         timings.append(time.perf_counter() - started)
     assert len(cache.entries) == 10_000
     assert statistics.median(timings) < 0.005

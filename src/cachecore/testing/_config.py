@@ -23,6 +23,20 @@ class GatewayConfig:
     - ``rate_limit``: requests per second per tenant (token bucket); 0 turns it off.
       ``rate_burst`` is the bucket size (default: the rate rounded up, at least 1).
     - ``max_entries``: entries kept per tenant; the least recently used go first.
+      Dep versions recorded by invalidations are bounded by the same number.
+    - ``max_tenant_bytes``: bytes one tenant's entries and dep versions may hold
+      (an estimate: completion JSON, key, deps, vector, overhead); LRU eviction.
+    - ``max_total_bytes``: the same across all tenants, ``None`` for no global cap;
+      over it, the tenant holding the most bytes loses its least recently used entry.
+    - ``ttl``: seconds an entry is served after it was written; ``None``: until evicted.
+    - ``max_prompt_chars``: longest prompt text (role and content of every message)
+      embedded for L2; longer prompts in cache mode get 413 (turn L2 off to cache them).
+    - ``max_model_chars``, ``max_dep_chars``, ``max_deps``: longest model name, longest
+      dep id or hash, most deps per request; more gets 400.
+    - ``cpu_workers``: threads for CPU-heavy work (embedding long prompts, parsing
+      large bodies) in the async faces, so it never runs on the event loop.
+    - ``upstream_concurrency``: upstream calls in flight at once through a blocking
+      upstream (one without ``acomplete``), each in a worker thread.
     - ``max_body_bytes``: larger request bodies are refused with 413.
     - ``jwt_leeway``: seconds of clock skew tolerated on ``exp`` (0 to 300).
     - ``upstream``: where misses go (default: a fresh ``OfflineModel``).
@@ -39,6 +53,15 @@ class GatewayConfig:
     rate_burst: int | None = None
     max_entries: int = 10_000
     max_body_bytes: int = 1024 * 1024
+    max_tenant_bytes: int = 64 * 1024 * 1024
+    max_total_bytes: int | None = 512 * 1024 * 1024
+    ttl: float | None = None
+    max_prompt_chars: int = 200_000
+    max_model_chars: int = 256
+    max_dep_chars: int = 512
+    max_deps: int = 64
+    cpu_workers: int = 2
+    upstream_concurrency: int = 64
     jwt_leeway: float = 30.0
     upstream: Upstream | None = None
     embedder: Embedder | None = None
@@ -55,8 +78,26 @@ class GatewayConfig:
             raise ValueError("rate_limit must be >= 0 requests per second (0 turns it off)")
         if self.rate_burst is not None and self.rate_burst < 1:
             raise ValueError("rate_burst must be >= 1")
-        if self.max_entries < 1 or self.max_body_bytes < 1:
-            raise ValueError("max_entries and max_body_bytes must be >= 1")
+        for name in (
+            "max_entries",
+            "max_body_bytes",
+            "max_tenant_bytes",
+            "max_prompt_chars",
+            "max_model_chars",
+            "max_dep_chars",
+            "max_deps",
+            "cpu_workers",
+            "upstream_concurrency",
+        ):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a whole number >= 1, got {value!r}")
+        if self.max_total_bytes is not None and self.max_total_bytes < self.max_tenant_bytes:
+            raise ValueError(
+                "max_total_bytes must be >= max_tenant_bytes (or None for no global cap)"
+            )
+        if self.ttl is not None and not (math.isfinite(self.ttl) and self.ttl > 0):
+            raise ValueError("ttl must be > 0 seconds, or None to keep entries until evicted")
         if not 0.0 <= self.jwt_leeway <= MAX_LEEWAY_SECONDS:
             raise ValueError(f"jwt_leeway must be between 0 and {MAX_LEEWAY_SECONDS:g} seconds")
 

@@ -2,8 +2,18 @@
 
 Routing, authentication, rate limiting, the L1/L2 cache and invalidation all
 happen here, in plain Python with no framework, so the in-process transports
-and the ASGI server give byte-for-byte the same answers. Thread-safe: cache
-state sits behind one lock, and the upstream is called outside it.
+and the ASGI server give byte-for-byte the same answers.
+
+The request flow (``_route``) is a generator that does no I/O of its own: it
+yields a ``Compute`` step for CPU work that may be long (parsing a large body,
+hashing it, embedding a long prompt) and a ``CallUpstream`` step for the miss.
+``handle`` (sync faces) runs the steps inline; ``handle_async`` (the ASGI server,
+the async transport) awaits the upstream on the event loop and sends heavy
+``Compute`` steps to a few worker threads. So a cache hit or ``/health`` answers
+in milliseconds while other tenants' slow misses and long prompts are under way.
+
+Thread-safe: cache state sits behind one lock, taken only for short
+bookkeeping; embedding and the upstream call happen outside it.
 """
 
 from __future__ import annotations
@@ -14,17 +24,21 @@ import logging
 import threading
 import uuid
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import anyio
+import anyio.to_thread
 import httpx
 
+from cachecore._concurrency import AsyncPerLoop
 from cachecore._wire import (
     AGE_HEADER,
     AUTHORIZATION_HEADER,
     CACHE_HEADER,
     CHAT_COMPLETIONS_PATH,
+    DEPS_HEADER,
     DEPS_HEADER_LC,
     HEALTH_PATH,
     INVALIDATE_PATH,
@@ -44,7 +58,7 @@ from cachecore.testing._faults import Fault, FaultQueue
 from cachecore.testing._http import JSON_TYPE, SSE_TYPE, GatewayRequest, GatewayResponse, error
 from cachecore.testing._jwt import Claims, TokenRejected, mint_token, verify_token
 from cachecore.testing._ratelimit import RateLimiter
-from cachecore.testing._store import Entry, Hit, TenantCache
+from cachecore.testing._store import Entry, Hit, TenantCache, deps_fingerprint, entry_size
 from cachecore.testing._upstream import OfflineModel, Upstream, UpstreamError
 
 log = logging.getLogger("cachecore.testing")
@@ -58,12 +72,42 @@ ROUTES: dict[str, tuple[str, str | None]] = {
 #: Scopes that grant every endpoint.
 WILDCARD_SCOPES = frozenset({"*", "admin"})
 
-_Handler = Callable[[GatewayRequest, Claims | None, dict[str, Any]], GatewayResponse]
+#: Bodies larger than this are parsed and hashed off the event loop (async faces).
+HEAVY_BODY_BYTES = 64 * 1024
+#: Prompts longer than this are embedded off the event loop (async faces).
+HEAVY_PROMPT_CHARS = 4096
+#: How often (seconds) expired entries of every tenant are swept when ``ttl`` is set.
+SWEEP_INTERVAL = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class Compute:
+    """CPU work of the flow; the async faces run it in a worker thread when ``heavy``."""
+
+    fn: Callable[..., Any]
+    args: tuple[Any, ...]
+    heavy: bool
+
+
+@dataclass(frozen=True, slots=True)
+class CallUpstream:
+    """The upstream call of a miss or a bypass (answers a completion or an error response)."""
+
+    chat: dict[str, Any]
+    heavy: bool
+
+
+_Flow = Generator["Compute | CallUpstream", Any, GatewayResponse]
 
 
 @dataclass(frozen=True, slots=True)
 class GatewayStats:
-    """Counters since the gateway started (or since ``clear()``), and entries per tenant."""
+    """Counters since the gateway started (or since ``clear()``), and usage per tenant.
+
+    ``entries``, ``bytes``, ``groups`` (L2 scopes: namespace, model, deps) and
+    ``dep_versions`` are per tenant; ``total_bytes`` is their sum of ``bytes``, held
+    under ``GatewayConfig.max_total_bytes``.
+    """
 
     hits_l1: int
     hits_l2: int
@@ -75,6 +119,17 @@ class GatewayStats:
     invalidations: int
     rate_limited: int
     entries: dict[str, int]
+    evicted_ttl: int = 0
+    evicted_bytes: int = 0
+    stale_not_stored: int = 0
+    too_large_not_stored: int = 0
+    bytes: dict[str, int] = field(default_factory=dict)
+    groups: dict[str, int] = field(default_factory=dict)
+    dep_versions: dict[str, int] = field(default_factory=dict)
+    total_bytes: int = 0
+
+
+_PER_TENANT = ("entries", "bytes", "groups", "dep_versions", "total_bytes")
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,8 +145,13 @@ class RecordedRequest:
 
 
 def namespace_of(claims: Claims) -> str:
-    """The tenant namespace: tenant and roles, hashed (the hint is its first 12 hex)."""
-    text = claims.tenant_id + "\x00" + ",".join(claims.roles)
+    """The tenant namespace: tenant and roles as canonical JSON, hashed.
+
+    JSON keeps the encoding unambiguous: roles ``["admin,analyst"]`` and
+    ``["admin", "analyst"]`` are different namespaces, whatever the characters.
+    The namespace hint is its first 12 hex digits.
+    """
+    text = json.dumps([claims.tenant_id, list(claims.roles)], separators=(",", ":"))
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
@@ -103,11 +163,22 @@ class _Counters:
         self.values[name] = self.values.get(name, 0) + by
 
 
+@dataclass(frozen=True)
+class _Limiters:
+    cpu: anyio.CapacityLimiter
+    upstream: anyio.CapacityLimiter
+
+
+async def _nothing_to_close(_: _Limiters) -> None:
+    return None
+
+
 class ReferenceGateway:
     """An in-repo Cachecore gateway for tests, demos and offline use.
 
     ``transport()`` / ``async_transport()`` plug it into httpx without sockets;
-    ``asgi_app()`` (or ``serve(gateway)``) runs it on loopback.
+    ``asgi_app()`` (or ``serve(gateway)``) runs it on loopback. A single-process
+    gateway for tests and local use, not for production.
     """
 
     def __init__(self, config: GatewayConfig) -> None:
@@ -120,7 +191,16 @@ class ReferenceGateway:
         self._limiter = RateLimiter(config.rate_limit, config.burst, config.clock)
         self._lock = threading.Lock()
         self._tenants: dict[str, TenantCache] = {}
+        self._total_bytes = 0
+        self._last_sweep = config.clock()
         self._counters = _Counters()
+        self._limiters: AsyncPerLoop[_Limiters] = AsyncPerLoop(
+            lambda: _Limiters(
+                anyio.CapacityLimiter(config.cpu_workers),
+                anyio.CapacityLimiter(config.upstream_concurrency),
+            ),
+            _nothing_to_close,
+        )
 
     # -- conveniences for tests -------------------------------------------------
 
@@ -134,10 +214,19 @@ class ReferenceGateway:
 
     def stats(self) -> GatewayStats:
         with self._lock:
+            self._sweep(self.config.clock(), force=True)
             c = dict(self._counters.values)
-            entries = {t: len(cache.entries) for t, cache in self._tenants.items()}
-        names = GatewayStats.__dataclass_fields__
-        return GatewayStats(**{n: c.get(n, 0) for n in names if n != "entries"}, entries=entries)
+            tenants = self._tenants.items()
+            usage: dict[str, Any] = {
+                "entries": {t: len(cache.entries) for t, cache in tenants},
+                "bytes": {t: cache.bytes for t, cache in tenants},
+                "groups": {t: cache.group_count for t, cache in tenants},
+                "dep_versions": {t: len(cache.dep_versions) for t, cache in tenants},
+                "total_bytes": self._total_bytes,
+            }
+        counts: dict[str, Any] = {n: c.get(n, 0) for n in GatewayStats.__dataclass_fields__}
+        counts.update(usage)
+        return GatewayStats(**counts)
 
     def entry_count(self, tenant_id: str) -> int:
         with self._lock:
@@ -148,12 +237,14 @@ class ReferenceGateway:
         """The hash last recorded by ``/v1/invalidate`` for ``dep_id`` in ``tenant_id``."""
         with self._lock:
             cache = self._tenants.get(tenant_id)
-            return cache.dep_versions.get(dep_id) if cache else None
+            version = cache.dep_versions.get(dep_id) if cache else None
+            return None if version is None else version[0]
 
     def clear(self) -> None:
         """Forget every entry, counter, recorded request and fault."""
         with self._lock:
             self._tenants.clear()
+            self._total_bytes = 0
             self._counters = _Counters()
         self.requests.clear()
         self.faults.clear()
@@ -173,22 +264,99 @@ class ReferenceGateway:
 
         return GatewayASGIApp(self)
 
-    # -- the core ---------------------------------------------------------------
+    # -- the drivers ------------------------------------------------------------
 
     def handle(self, request: GatewayRequest) -> GatewayResponse:
-        """Answer one request. Never raises; never sleeps (the face waits ``delay``)."""
+        """Answer one request, every step inline. Never raises; never sleeps (the face
+        waits ``delay``)."""
         record: dict[str, Any] = {}
         fault = self.faults.take(request.method, request.path)
         if fault is not None and fault.status is not None:
-            response = self._fault_response(fault)
-        else:
-            try:
-                response = self._route(request, record)
-            except Exception:  # a bug, never bad input: keep serving
-                log.exception("reference gateway failed on %s %s", request.method, request.path)
-                response = error(500, "internal_error", "the reference gateway failed; see its log")
-            if fault is not None:
-                response.delay += fault.delay
+            return self._done(request, self._fault_response(fault), record)
+        try:
+            flow = self._route(request, record)
+            value: Any = None
+            while True:
+                try:
+                    step = flow.send(value)
+                except StopIteration as done:
+                    response: GatewayResponse = done.value
+                    break
+                if isinstance(step, Compute):
+                    value = step.fn(*step.args)
+                else:
+                    value = self._call_upstream(step.chat)
+        except Exception:  # a bug, never bad input: keep serving
+            response = self._internal_error(request)
+        return self._done(request, response, record, fault)
+
+    async def handle_async(self, request: GatewayRequest) -> GatewayResponse:
+        """``handle`` for event loops: the upstream awaited, heavy work in worker threads."""
+        record: dict[str, Any] = {}
+        fault = self.faults.take(request.method, request.path)
+        if fault is not None and fault.status is not None:
+            return self._done(request, self._fault_response(fault), record)
+        try:
+            flow = self._route(request, record)
+            value: Any = None
+            while True:
+                try:
+                    step = flow.send(value)
+                except StopIteration as done:
+                    response: GatewayResponse = done.value
+                    break
+                if isinstance(step, Compute):
+                    value = await self._compute_async(step)
+                else:
+                    value = await self._call_upstream_async(step)
+        except Exception:  # a bug, never bad input: keep serving
+            response = self._internal_error(request)
+        return self._done(request, response, record, fault)
+
+    async def _compute_async(self, step: Compute) -> Any:
+        if not step.heavy:
+            return step.fn(*step.args)
+        limiter = self._limiters.get().cpu
+        return await anyio.to_thread.run_sync(step.fn, *step.args, limiter=limiter)
+
+    async def _call_upstream_async(self, step: CallUpstream) -> dict[str, Any] | GatewayResponse:
+        acomplete = getattr(self.upstream, "acomplete", None)
+        if acomplete is None:
+            if self.upstream.blocking:
+                limiter = self._limiters.get().upstream
+            elif step.heavy:
+                limiter = self._limiters.get().cpu
+            else:
+                return self._call_upstream(step.chat)
+            return await anyio.to_thread.run_sync(self._call_upstream, step.chat, limiter=limiter)
+        self._count("upstream_calls")
+        try:
+            completion: dict[str, Any] = await acomplete(step.chat)
+        except UpstreamError as exc:
+            return error(502, "upstream_error", str(exc))
+        return completion
+
+    def _call_upstream(self, chat: dict[str, Any]) -> dict[str, Any] | GatewayResponse:
+        self._count("upstream_calls")
+        try:
+            return self.upstream.complete(chat)
+        except UpstreamError as exc:
+            return error(502, "upstream_error", str(exc))
+
+    @staticmethod
+    def _internal_error(request: GatewayRequest) -> GatewayResponse:
+        log.exception("reference gateway failed on %s %s", request.method, request.path[:200])
+        return error(500, "internal_error", "the reference gateway failed; see its log")
+
+    def _done(
+        self,
+        request: GatewayRequest,
+        response: GatewayResponse,
+        record: dict[str, Any],
+        fault: Fault | None = None,
+    ) -> GatewayResponse:
+        if fault is not None:
+            response.delay += fault.delay
         self.requests.append(
             RecordedRequest(
                 request.method,
@@ -201,6 +369,10 @@ class ReferenceGateway:
         )
         return response
 
+    def _count(self, name: str, by: int = 1) -> None:
+        with self._lock:
+            self._counters.bump(name, by)
+
     @staticmethod
     def _fault_response(fault: Fault) -> GatewayResponse:
         assert fault.status is not None
@@ -211,7 +383,9 @@ class ReferenceGateway:
         response.delay = fault.delay
         return response
 
-    def _route(self, request: GatewayRequest, record: dict[str, Any]) -> GatewayResponse:
+    # -- the flow ---------------------------------------------------------------
+
+    def _route(self, request: GatewayRequest, record: dict[str, Any]) -> _Flow:
         route = ROUTES.get(request.path)
         if route is None:
             return error(404, "unknown_path", f"no such endpoint: {request.path[:200]}")
@@ -238,15 +412,15 @@ class ReferenceGateway:
         record["tenant"] = claims.tenant_id
         wait = self._limiter.acquire(claims.tenant_id)
         if wait is not None:
-            with self._lock:
-                self._counters.bump("rate_limited")
+            self._count("rate_limited")
             return error(
                 429,
                 "rate_limited",
                 f"tenant rate limit of {self.config.rate_limit:g} requests/s exceeded; retry in {wait} s",
                 [(RETRY_AFTER_HEADER, str(wait))],
             )
-        body = self._json_body(request)
+        heavy = len(request.body) > HEAVY_BODY_BYTES
+        body = yield Compute(self._json_body, (request,), heavy)
         if isinstance(body, GatewayResponse):
             return body
         if request.path == INVALIDATE_PATH:
@@ -255,9 +429,22 @@ class ReferenceGateway:
             chat = fmt.check_chat_request(body)
         except fmt.BadRequest as exc:
             return error(400, exc.code, exc.message)
+        if len(chat["model"]) > self.config.max_model_chars:
+            return error(
+                400,
+                "model_too_long",
+                f"'model' has {len(chat['model'])} characters; the reference gateway accepts"
+                f" at most {self.config.max_model_chars} (GatewayConfig.max_model_chars)",
+            )
         if bypass:
-            return self._bypass(chat)
-        return self._cached_chat(request, claims, chat)
+            completion = yield CallUpstream(chat, heavy)
+            if isinstance(completion, GatewayResponse):
+                return completion
+            self._count("bypasses")
+            response = self._answer(chat, completion, [(CACHE_HEADER, "BYPASS")])
+            response.delay = self.upstream.latency
+            return response
+        return (yield from self._cached_chat(request, claims, chat, heavy))
 
     def _authenticate(
         self, request: GatewayRequest, scope: str | None, bypass: bool
@@ -297,14 +484,32 @@ class ReferenceGateway:
             return error(400, "invalid_body", "the request body must be a JSON object")
         return body
 
+    def _too_long(self, what: str, value: str) -> GatewayResponse | None:
+        limit = self.config.max_dep_chars
+        if len(value) <= limit:
+            return None
+        return error(
+            400,
+            "dep_too_long",
+            f"{what} has {len(value)} characters; the reference gateway accepts at most"
+            f" {limit} (GatewayConfig.max_dep_chars)",
+        )
+
     def _invalidate(self, claims: Claims, body: dict[str, Any]) -> GatewayResponse:
         for name in ("dep_id", "new_hash"):
-            reason = bad_identifier_reason(body.get(name))
+            value = body.get(name)
+            reason = bad_identifier_reason(value)
             if reason is not None:
                 return error(400, "invalid_field", f"'{name}' {reason}")
+            too_long = self._too_long(f"'{name}'", str(value))
+            if too_long is not None:
+                return too_long
         dep_id, new_hash = str(body["dep_id"]), str(body["new_hash"])
         with self._lock:
-            evicted = self._tenant(claims.tenant_id).invalidate(dep_id, new_hash)
+            cache = self._tenant(claims.tenant_id)
+            before = cache.bytes
+            evicted = cache.invalidate(dep_id, new_hash)
+            self._total_bytes += cache.bytes - before
             self._counters.bump("invalidations")
             self._counters.bump("evicted_invalidate", evicted)
         return GatewayResponse.json(
@@ -314,72 +519,122 @@ class ReferenceGateway:
     def _tenant(self, tenant_id: str) -> TenantCache:
         cache = self._tenants.get(tenant_id)
         if cache is None:
-            cache = TenantCache(self.config.max_entries, self.config.use_numpy)
+            config = self.config
+            cache = TenantCache(
+                config.max_entries, config.max_tenant_bytes, config.use_numpy, config.ttl
+            )
             self._tenants[tenant_id] = cache
         return cache
 
-    def _call_upstream(self, chat: dict[str, Any]) -> dict[str, Any] | GatewayResponse:
-        with self._lock:
-            self._counters.bump("upstream_calls")
-        try:
-            return self.upstream.complete(chat)
-        except UpstreamError as exc:
-            return error(502, "upstream_error", str(exc))
-
-    def _bypass(self, chat: dict[str, Any]) -> GatewayResponse:
-        completion = self._call_upstream(chat)
-        if isinstance(completion, GatewayResponse):
-            return completion
-        with self._lock:
-            self._counters.bump("bypasses")
-        response = self._answer(chat, completion, [(CACHE_HEADER, "BYPASS")])
-        response.delay = self.upstream.latency
-        return response
-
-    def _cached_chat(
-        self, request: GatewayRequest, claims: Claims, chat: dict[str, Any]
-    ) -> GatewayResponse:
+    def _deps(self, request: GatewayRequest) -> dict[str, str] | GatewayResponse:
         try:
             deps = dict(decode_deps(request.headers.get(DEPS_HEADER_LC, "")))
         except ValueError as exc:
             return error(400, "invalid_deps_header", str(exc))
+        if len(deps) > self.config.max_deps:
+            return error(
+                400,
+                "too_many_deps",
+                f"{DEPS_HEADER} declares {len(deps)} deps; the reference gateway accepts at"
+                f" most {self.config.max_deps} per request (GatewayConfig.max_deps)",
+            )
+        for dep_id, expected in deps.items():
+            too_long = self._too_long("a dep id", dep_id) or self._too_long(
+                f"the expected hash of dep {dep_id[:40]!r}", expected
+            )
+            if too_long is not None:
+                return too_long
+        return deps
+
+    def _cached_chat(
+        self, request: GatewayRequest, claims: Claims, chat: dict[str, Any], heavy: bool
+    ) -> _Flow:
+        deps = self._deps(request)
+        if isinstance(deps, GatewayResponse):
+            return deps
         namespace = namespace_of(claims)
-        key = fmt.cache_key(namespace, chat)
-        hit = self._lookup(claims.tenant_id, key, namespace, chat, deps)
-        if isinstance(hit, Hit):
+        scope = (namespace, chat["model"], deps_fingerprint(deps))
+        threshold = self.config.l2_threshold
+        text = fmt.prompt_text(chat) if threshold is not None else ""
+        if len(text) > self.config.max_prompt_chars:
+            return error(
+                413,
+                "prompt_too_long",
+                f"the prompt has {len(text)} characters; the reference gateway embeds at most"
+                f" {self.config.max_prompt_chars} for L2 (GatewayConfig.max_prompt_chars,"
+                " or l2_threshold=None to cache without L2)",
+            )
+        key = yield Compute(fmt.cache_key, (namespace, chat, scope[2]), heavy)
+        tenant_id = claims.tenant_id
+        with self._lock:
+            cache = self._tenant(tenant_id)
+            since = cache.epoch
+            hit = cache.exact(key, self.config.clock())
+        if hit is not None:
             return self._hit_response(chat, hit, namespace)
-        vector = hit
-        completion = self._call_upstream(chat)
+        vector: Sequence[float] = ()
+        if threshold is not None:
+            vector = yield Compute(self._embed, (text,), len(text) > HEAVY_PROMPT_CHARS)
+            with self._lock:
+                hit = cache.similar(vector, scope, threshold, self.config.clock())
+            if hit is not None:
+                return self._hit_response(chat, hit, namespace)
+        completion = yield CallUpstream(chat, heavy)
         if isinstance(completion, GatewayResponse):
             return completion
-        entry = Entry(key, completion, deps, self.config.clock())
-        with self._lock:
-            self._counters.bump("misses")
-            evicted = self._tenant(claims.tenant_id).store(entry, vector, namespace, chat["model"])
-            self._counters.bump("evicted_lru", evicted)
+        entry = Entry(key, completion, deps, self.config.clock(), group=scope)
+        entry.size = entry_size(entry, len(vector) * 8)
+        self._store(tenant_id, cache, entry, vector, since)
         headers = [(CACHE_HEADER, "MISS"), (NAMESPACE_HINT_HEADER, namespace[:12])]
         response = self._answer(chat, completion, headers)
         response.delay = self.upstream.latency
         return response
 
-    def _lookup(
-        self, tenant_id: str, key: str, namespace: str, chat: dict[str, Any], deps: dict[str, str]
-    ) -> Hit | list[float]:
-        """An L1 or L2 hit, or the prompt's vector (to store the answer under)."""
+    def _embed(self, text: str) -> list[float]:
+        return list(self.embedder(text))
+
+    def _store(
+        self,
+        tenant_id: str,
+        cache: TenantCache,
+        entry: Entry,
+        vector: Sequence[float],
+        since: int,
+    ) -> None:
         with self._lock:
-            hit = self._tenant(tenant_id).exact(key, deps)
-        if hit is not None:
-            return hit
-        vector = list(self.embedder(fmt.prompt_text(chat)))  # outside the lock: the slow part
-        threshold = self.config.l2_threshold
-        if threshold is not None:
-            with self._lock:
-                hit = self._tenant(tenant_id).similar(
-                    vector, namespace, chat["model"], threshold, deps
-                )
-            if hit is not None:
-                return hit
-        return vector
+            self._counters.bump("misses")
+            if self._tenants.get(tenant_id) is not cache:
+                return  # clear() ran while the miss was in flight
+            self._sweep(entry.written_at)
+            before = cache.bytes
+            result = cache.store(entry, vector, since)
+            self._total_bytes += cache.bytes - before
+            self._counters.bump("evicted_lru", result.evicted)
+            self._counters.bump("stale_not_stored", int(result.stale))
+            self._counters.bump("too_large_not_stored", int(result.too_large))
+            self._counters.bump("evicted_bytes", self._enforce_total_bytes())
+
+    def _enforce_total_bytes(self) -> int:
+        """Evict from the tenant holding the most bytes until under the global cap (locked)."""
+        cap = self.config.max_total_bytes
+        evicted = 0
+        while cap is not None and self._total_bytes > cap:
+            holders = [cache for cache in self._tenants.values() if cache.entries]
+            if not holders:
+                break
+            self._total_bytes -= max(holders, key=lambda cache: cache.bytes).evict_lru()
+            evicted += 1
+        return evicted
+
+    def _sweep(self, now: float, *, force: bool = False) -> None:
+        """Drop every tenant's expired entries, at most once per ``SWEEP_INTERVAL`` (locked)."""
+        if self.config.ttl is None or (not force and now - self._last_sweep < SWEEP_INTERVAL):
+            return
+        self._last_sweep = now
+        for cache in self._tenants.values():
+            before = cache.bytes
+            self._counters.bump("evicted_ttl", cache.expire(now))
+            self._total_bytes += cache.bytes - before
 
     def _hit_response(self, chat: dict[str, Any], hit: Hit, namespace: str) -> GatewayResponse:
         age = max(0, int(self.config.clock() - hit.entry.written_at))
@@ -388,8 +643,7 @@ class ReferenceGateway:
             headers.insert(0, (CACHE_HEADER, "HIT_L1"))
         else:
             headers[:0] = [(CACHE_HEADER, "HIT_L2"), (SIMILARITY_HEADER, f"{hit.similarity:.4f}")]
-        with self._lock:
-            self._counters.bump("hits_l1" if hit.similarity is None else "hits_l2")
+        self._count("hits_l1" if hit.similarity is None else "hits_l2")
         return self._answer(chat, hit.entry.completion, headers)
 
     @staticmethod

@@ -55,10 +55,14 @@ def wants_stream(body: dict[str, Any]) -> bool:
     return bool(body.get("stream", False))
 
 
-def cache_key(namespace: str, body: dict[str, Any]) -> str:
-    """The L1 key: namespace plus the request as sorted JSON, delivery fields left out."""
+def cache_key(namespace: str, body: dict[str, Any], deps: str = "[]") -> str:
+    """The L1 key: namespace, the request as sorted JSON (delivery fields left out), deps.
+
+    ``deps`` is the declared deps' canonical JSON (``_store.deps_fingerprint``): an
+    answer is reused only by requests that depend on the same data.
+    """
     canonical = {k: v for k, v in body.items() if k not in DELIVERY_FIELDS}
-    text = json.dumps([namespace, canonical], sort_keys=True, separators=(",", ":"))
+    text = json.dumps([namespace, canonical, deps], sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 

@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING
 
 import anyio
 import anyio.lowlevel
-import anyio.to_thread
 import httpx
 
 from cachecore.testing._http import GatewayRequest, GatewayResponse
@@ -41,10 +40,8 @@ def timed_out(request: httpx.Request, delay: float) -> float | None:
 
 
 async def handle_async(gateway: ReferenceGateway, request: GatewayRequest) -> GatewayResponse:
-    """Run the core without blocking the event loop when the upstream does I/O."""
-    if gateway.upstream.blocking:
-        return await anyio.to_thread.run_sync(gateway.handle, request)
-    return gateway.handle(request)
+    """Run the core without blocking the event loop (``ReferenceGateway.handle_async``)."""
+    return await gateway.handle_async(request)
 
 
 def handle_sync(gateway: ReferenceGateway, request: GatewayRequest) -> GatewayResponse:

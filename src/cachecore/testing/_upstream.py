@@ -2,7 +2,13 @@
 
 Upstreams return a complete ``chat.completion`` object even when the caller
 streams; the gateway caches that object and streams it itself. This keeps the
-upstream interface one method wide and makes a streamed miss cacheable.
+upstream interface narrow and makes a streamed miss cacheable.
+
+An upstream may also have ``async def acomplete(request)``: the async faces
+(the ASGI server, ``async_transport()``) then await it on the event loop, so a
+hundred slow misses cost a hundred sockets, not a hundred threads. Without it, a
+``blocking`` upstream's ``complete`` runs in a worker thread (at most
+``GatewayConfig.upstream_concurrency`` at once) and a non-blocking one inline.
 """
 
 from __future__ import annotations
@@ -13,8 +19,10 @@ import threading
 import time
 from typing import Any, Protocol
 
+import anyio.to_thread
 import httpx
 
+from cachecore._concurrency import AsyncPerLoop
 from cachecore._wire import AUTHORIZATION_HEADER
 from cachecore.testing._openai_format import DELIVERY_FIELDS, last_user_text, prompt_text
 
@@ -24,9 +32,10 @@ class UpstreamError(Exception):
 
 
 class Upstream(Protocol):
-    """What the gateway calls on a miss or in bypass mode."""
+    """What the gateway calls on a miss or in bypass mode (``acomplete`` optional, above)."""
 
-    #: True when ``complete`` does network I/O: async faces then call it in a thread.
+    #: True when ``complete`` does network I/O: async faces then call it in a thread
+    #: (unless the upstream also has ``acomplete``).
     blocking: bool
     #: Seconds the faces wait before answering a call that reached this upstream.
     latency: float
@@ -84,8 +93,11 @@ class OfflineModel:
 class HTTPUpstream:
     """Forward to a real OpenAI-compatible API (``base_url`` ends in ``/v1``).
 
-    Always asks non-streaming (see the module docstring); ``transport`` lets
-    tests point it at another in-process gateway.
+    Always asks non-streaming (see the module docstring). The sync faces use an
+    ``httpx.Client``; the async faces an ``httpx.AsyncClient`` per event loop
+    (``acomplete``), so waiting on the API never takes a thread. ``transport`` and
+    ``async_transport`` let tests point it at another in-process gateway (with
+    ``transport`` alone, the async faces call ``complete`` in a worker thread).
     """
 
     blocking = True
@@ -98,29 +110,65 @@ class HTTPUpstream:
         *,
         timeout: float = 120.0,
         transport: httpx.BaseTransport | None = None,
+        async_transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
-        self._client = httpx.Client(
-            timeout=timeout,
-            transport=transport,
-            headers={AUTHORIZATION_HEADER: f"Bearer {api_key}"},
+        self._url = f"{self.base_url}/chat/completions"
+        self._headers = {AUTHORIZATION_HEADER: f"Bearer {api_key}"}
+        self._timeout = timeout
+        self._client = httpx.Client(timeout=timeout, transport=transport, headers=self._headers)
+        self._async_transport = async_transport
+        self._sync_only = transport is not None
+        self._async_clients: AsyncPerLoop[httpx.AsyncClient] = AsyncPerLoop(
+            self._new_async_client, _aclose
+        )
+
+    def _new_async_client(self) -> httpx.AsyncClient:
+        return httpx.AsyncClient(
+            timeout=self._timeout, transport=self._async_transport, headers=self._headers
         )
 
     def complete(self, request: dict[str, Any]) -> dict[str, Any]:
-        body = {k: v for k, v in request.items() if k not in DELIVERY_FIELDS}
         try:
-            response = self._client.post(f"{self.base_url}/chat/completions", json=body)
+            response = self._client.post(self._url, json=_upstream_body(request))
         except httpx.HTTPError as exc:
             raise UpstreamError(f"upstream unreachable: {type(exc).__name__}") from None
-        if response.status_code >= 400:
-            raise UpstreamError(f"upstream answered HTTP {response.status_code}")
+        return _completion_of(response)
+
+    async def acomplete(self, request: dict[str, Any]) -> dict[str, Any]:
+        if self._async_transport is None and self._sync_only:
+            # Only a sync ``transport`` was given: honour it, from a worker thread.
+            return await anyio.to_thread.run_sync(self.complete, request)
+        client = self._async_clients.get()
         try:
-            completion = response.json()
-        except ValueError:
-            raise UpstreamError("upstream answered something that is not JSON") from None
-        if not isinstance(completion, dict) or not isinstance(completion.get("choices"), list):
-            raise UpstreamError("upstream answered JSON that is not a chat.completion")
-        return completion
+            response = await client.post(self._url, json=_upstream_body(request))
+        except httpx.HTTPError as exc:
+            raise UpstreamError(f"upstream unreachable: {type(exc).__name__}") from None
+        return _completion_of(response)
 
     def close(self) -> None:
         self._client.close()
+
+    async def aclose(self) -> None:
+        """Close the running event loop's client (others close when their loops end)."""
+        await self._async_clients.aclose()
+
+
+async def _aclose(client: httpx.AsyncClient) -> None:
+    await client.aclose()
+
+
+def _upstream_body(request: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in request.items() if k not in DELIVERY_FIELDS}
+
+
+def _completion_of(response: httpx.Response) -> dict[str, Any]:
+    if response.status_code >= 400:
+        raise UpstreamError(f"upstream answered HTTP {response.status_code}")
+    try:
+        completion = response.json()
+    except ValueError:
+        raise UpstreamError("upstream answered something that is not JSON") from None
+    if not isinstance(completion, dict) or not isinstance(completion.get("choices"), list):
+        raise UpstreamError("upstream answered JSON that is not a chat.completion")
+    return completion
