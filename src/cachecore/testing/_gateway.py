@@ -189,6 +189,7 @@ class ReferenceGateway:
                 response = error(500, "internal_error", "the reference gateway failed; see its log")
             if fault is not None:
                 response.delay += fault.delay
+        response.tenant = record.get("tenant")
         self.requests.append(
             RecordedRequest(
                 request.method,
