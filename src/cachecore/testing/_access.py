@@ -28,11 +28,17 @@ access_log = logging.getLogger("cachecore.testing.access")
 MAX_PATH_CHARS = 200
 
 
+def _escape(ch: str) -> str:
+    code = ord(ch)
+    if code < 0x100:
+        return f"\\x{code:02x}"
+    return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+
+
 def _printable(text: str, limit: int = MAX_PATH_CHARS) -> str:
-    cut = text[:limit]
+    """``text`` cut to ``limit`` characters, whitespace and control characters as ``\\xNN``."""
     safe = "".join(
-        ch if ch.isprintable() and not ch.isspace() else ch.encode("unicode_escape").decode("ascii")
-        for ch in cut
+        ch if ch.isprintable() and not ch.isspace() else _escape(ch) for ch in text[:limit]
     )
     return safe + ("..." if len(text) > limit else "")
 

@@ -81,8 +81,9 @@ class ConnectionGuard:
         self.open[peer] = protocol
         return True
 
-    def release(self, peer: Peer) -> None:
-        self.open.pop(peer, None)
+    def release(self, peer: Peer, protocol: GuardedH11) -> None:
+        if self.open.get(peer) is protocol:  # not a newer connection from the same port
+            del self.open[peer]
         if self._in_burst and len(self.open) <= self.cap // 2:
             self._in_burst = False
 
@@ -146,7 +147,7 @@ class GuardedH11(asyncio.Protocol):
             return  # refused at accept: uvicorn never saw it
         self._disarm()
         if self.peer is not None:
-            self.guard.release(self.peer)
+            self.guard.release(self.peer, self)
         self.inner.connection_lost(exc)
 
     def pause_writing(self) -> None:
