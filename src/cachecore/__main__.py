@@ -12,15 +12,23 @@ import argparse
 import os
 import sys
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from cachecore._cli import add_doctor, add_invalidate, add_token
+
+if TYPE_CHECKING:
+    from cachecore.testing import ServerLimits
 
 SECRET_ENV = "CACHECORE_JWT_SECRET"
 
 
 def _add_gateway(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
-        "gateway", help="run the reference gateway (needs cachecore-python[gateway])"
+        "gateway",
+        help="run the reference gateway (needs cachecore-python[gateway])",
+        description="Run the Cachecore reference gateway: a single-process gateway for"
+        " tests and local use, not for production. It prints one access-log line per"
+        " request on stderr (--quiet: none).",
     )
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8080, help="port (default 8080; 0 picks a free one)")
@@ -32,7 +40,67 @@ def _add_gateway(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     p.add_argument(
         "--upstream-key-env", default="OPENAI_API_KEY", help="env var with the upstream key"
     )
+    _add_gateway_server_options(p)
     p.set_defaults(run=_cmd_gateway)
+
+
+# -- cachecore gateway: server limits and the access log ------------------------------
+
+
+def _add_gateway_server_options(p: argparse.ArgumentParser) -> None:
+    limits = p.add_argument_group("server limits (see ServerLimits in docs/testing.md)")
+    limits.add_argument(
+        "--max-connections",
+        type=int,
+        default=None,
+        help="connections open at once; more are answered 503 and closed"
+        " (default 512, lowered below the open-files limit, ulimit -n)",
+    )
+    limits.add_argument(
+        "--header-timeout",
+        type=float,
+        default=10.0,
+        help="seconds for a connection to send a complete request head (default 10)",
+    )
+    limits.add_argument(
+        "--idle-timeout",
+        type=float,
+        default=5.0,
+        help="seconds an idle keep-alive connection is kept (default 5)",
+    )
+    limits.add_argument(
+        "--body-timeout",
+        type=float,
+        default=30.0,
+        help="seconds to receive a request body; slower uploads get 408 (default 30)",
+    )
+    p.add_argument("--quiet", action="store_true", help="no access-log lines (warnings still show)")
+
+
+def _gateway_limits(args: argparse.Namespace) -> ServerLimits:
+    from cachecore.testing import ServerLimits
+
+    return ServerLimits(
+        header_timeout=args.header_timeout,
+        idle_timeout=args.idle_timeout,
+        body_timeout=args.body_timeout,
+        max_connections=args.max_connections,
+    )
+
+
+def _configure_gateway_logging(quiet: bool) -> None:
+    """The command's logging (a library never configures it): cachecore.testing to stderr."""
+    import logging
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logger = logging.getLogger("cachecore.testing")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    logging.getLogger("cachecore.testing.access").setLevel(
+        logging.WARNING if quiet else logging.INFO
+    )
 
 
 def _cmd_gateway(args: argparse.Namespace) -> int:
@@ -58,7 +126,10 @@ def _cmd_gateway(args: argparse.Namespace) -> int:
             max_entries=args.max_entries,
             upstream=upstream,
         )
-        server = make_server(ReferenceGateway(config), log_level="info")
+        limits = _gateway_limits(args)
+        server = make_server(
+            ReferenceGateway(config), log_level="warning" if args.quiet else "info", limits=limits
+        )
         sock = bind(args.host, args.port)
     except (ValueError, RuntimeError, OSError) as exc:
         print(f"cachecore gateway: {exc}", file=sys.stderr)
@@ -68,6 +139,7 @@ def _cmd_gateway(args: argparse.Namespace) -> int:
         f"  a tenant token: {SECRET_ENV}=<the same secret> cachecore token mint --tenant NAME",
         flush=True,
     )
+    _configure_gateway_logging(args.quiet)
     server.run(sockets=[sock])
     return 0
 

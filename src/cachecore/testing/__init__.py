@@ -18,6 +18,7 @@ from cachecore.testing._faults import Fault, FaultHook
 from cachecore.testing._gateway import GatewayStats, RecordedRequest, ReferenceGateway
 from cachecore.testing._http import IN_PROCESS_URL, GatewayRequest, GatewayResponse
 from cachecore.testing._jwt import Claims, TokenRejected, mint_token, verify_token
+from cachecore.testing._limits import ServerLimits
 from cachecore.testing._server import serve
 from cachecore.testing._upstream import HTTPUpstream, OfflineModel, Upstream, UpstreamError
 
@@ -36,6 +37,7 @@ __all__ = [
     "OfflineModel",
     "RecordedRequest",
     "ReferenceGateway",
+    "ServerLimits",
     "TokenRejected",
     "Upstream",
     "UpstreamError",

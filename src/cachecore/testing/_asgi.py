@@ -1,18 +1,22 @@
 """The network face: a minimal hand-rolled ASGI app around the gateway core.
 
 No framework: the core already routes and answers, so ASGI only needs the body
-read (capped), the answer sent, and SSE chunks flushed one by one. ``lifespan``
-is acknowledged so servers that probe it (uvicorn) start quietly.
+read (capped, and within ``body_timeout`` seconds: a slower upload is answered
+408 and the connection closed), the answer sent, SSE chunks flushed one by one,
+and one access-log line written (``_access.py``). ``lifespan`` is acknowledged so
+servers that probe it (uvicorn) start quietly.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from cachecore.testing._http import GatewayRequest, GatewayResponse
+from cachecore.testing._access import log_access
+from cachecore.testing._http import GatewayRequest, GatewayResponse, error
 from cachecore.testing._transports import handle_async
 
 if TYPE_CHECKING:
@@ -25,10 +29,15 @@ Send = Callable[[Message], Awaitable[None]]
 
 
 class GatewayASGIApp:
-    """``uvicorn.run(GatewayASGIApp(gateway))`` serves the reference gateway."""
+    """``uvicorn.run(GatewayASGIApp(gateway))`` serves the reference gateway.
 
-    def __init__(self, gateway: ReferenceGateway) -> None:
+    ``body_timeout``: seconds to receive a request body once its head has arrived
+    (``None``: no limit; ``serve`` and ``cachecore gateway`` pass ``ServerLimits``').
+    """
+
+    def __init__(self, gateway: ReferenceGateway, *, body_timeout: float | None = None) -> None:
         self.gateway = gateway
+        self.body_timeout = body_timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -47,13 +56,26 @@ class GatewayASGIApp:
                 return
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
-        body = await self._read_body(receive)
+        started = time.perf_counter()
         headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]]
-        request = GatewayRequest.build(scope["method"], scope["path"], headers, body)
-        response = await handle_async(self.gateway, request)
-        if response.delay:
-            await anyio.sleep(response.delay)
+        body: bytes | None = None
+        with anyio.move_on_after(self.body_timeout):
+            body = await self._read_body(receive)
+        if body is None:
+            request = GatewayRequest.build(scope["method"], scope["path"], headers)
+            response = error(
+                408,
+                "request_timeout",
+                f"the request body did not arrive within {self.body_timeout:g} s",
+                [("connection", "close")],
+            )
+        else:
+            request = GatewayRequest.build(scope["method"], scope["path"], headers, body)
+            response = await handle_async(self.gateway, request)
+            if response.delay:
+                await anyio.sleep(response.delay)
         await self._send(response, send)
+        log_access(request, response, started)
 
     async def _read_body(self, receive: Receive) -> bytes:
         """The request body, cut just past the cap (the core then answers 413)."""

@@ -357,6 +357,7 @@ class ReferenceGateway:
     ) -> GatewayResponse:
         if fault is not None:
             response.delay += fault.delay
+        response.tenant = record.get("tenant")
         self.requests.append(
             RecordedRequest(
                 request.method,

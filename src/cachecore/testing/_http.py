@@ -62,6 +62,8 @@ class GatewayResponse:
     chunks: Iterable[bytes] | None = None
     delay: float = 0.0
     chunk_delay: float = 0.0
+    #: The tenant the request's token named, once verified (for the access log).
+    tenant: str | None = None
 
     @classmethod
     def json(

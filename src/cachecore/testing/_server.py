@@ -3,11 +3,19 @@
 uvicorn comes with the ``gateway`` extra and is imported only here, when a
 server is actually wanted. The socket is bound before uvicorn starts, so port 0
 gives an ephemeral port that is known (and printed) before the first request.
+
+Limits (``ServerLimits``): uvicorn's own settings where it has them (idle
+keep-alive timeout, request-head size, listen backlog, graceful-shutdown
+timeout), and ``_guard.py`` for what it lacks (a request-head timeout, and a
+connection cap enforced at accept, before a descriptor is held for long).
+uvicorn's ``limit_concurrency`` is not used: it answers 503 only after a head
+is parsed, and the guard's cap already bounds connections and so requests.
+The protocol is always h11 (never httptools), wrapped by the guard; uvicorn's
+access log is off (the gateway writes its own, ``cachecore.testing.access``).
 """
 
 from __future__ import annotations
 
-import inspect
 import socket
 import threading
 import time
@@ -16,6 +24,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from cachecore.testing._gateway import ReferenceGateway
+from cachecore.testing._limits import ServerLimits
 
 INSTALL_HINT = "the reference gateway server needs uvicorn: pip install 'cachecore-python[gateway]'"
 
@@ -46,13 +55,39 @@ def url_of(sock: socket.socket) -> str:
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
-def make_server(gateway: ReferenceGateway, *, log_level: str = "warning") -> Any:
-    """A ``uvicorn.Server`` for ``gateway`` (call ``.run(sockets=[sock])``)."""
+def make_server(
+    gateway: ReferenceGateway, *, log_level: str = "warning", limits: ServerLimits | None = None
+) -> Any:
+    """A ``uvicorn.Server`` for ``gateway`` (call ``.run(sockets=[sock])``).
+
+    ``limits`` (default ``ServerLimits()``) bound what clients may hold; the
+    server's ``ConnectionGuard`` is ``server.cachecore_guard`` (open connections,
+    ``refused`` count).
+    """
     uvicorn = _uvicorn()
-    options: dict[str, Any] = {"log_level": log_level, "lifespan": "on", "access_log": False}
-    if "timeout_graceful_shutdown" in inspect.signature(uvicorn.Config).parameters:
-        options["timeout_graceful_shutdown"] = 2  # an open stream must not hang shutdown
-    return uvicorn.Server(uvicorn.Config(gateway.asgi_app(), **options))
+    from cachecore.testing._asgi import GatewayASGIApp
+    from cachecore.testing._guard import ConnectionGuard, GuardedApp, guarded_protocol
+
+    limits = limits or ServerLimits()
+    guard = ConnectionGuard(cap=limits.connection_cap, header_timeout=limits.header_timeout)
+    app = GuardedApp(GatewayASGIApp(gateway, body_timeout=limits.body_timeout), guard)
+    options: dict[str, Any] = {
+        "log_level": log_level,
+        "lifespan": "on",
+        "access_log": False,
+        "http": guarded_protocol(guard),
+        "ws": "none",
+        # The guard knows a connection by its peer address: never a forwarded one.
+        "proxy_headers": False,
+        # All of these exist since uvicorn 0.23, the declared floor.
+        "timeout_keep_alive": limits.idle_timeout,
+        "h11_max_incomplete_event_size": limits.max_header_bytes,
+        "backlog": limits.backlog,
+        "timeout_graceful_shutdown": 2,  # an open stream must not hang shutdown
+    }
+    server = uvicorn.Server(uvicorn.Config(app, **options))
+    server.cachecore_guard = guard
+    return server
 
 
 @contextmanager
@@ -62,12 +97,14 @@ def serve(
     host: str = "127.0.0.1",
     port: int = 0,
     startup_timeout: float = 10.0,
+    limits: ServerLimits | None = None,
 ) -> Iterator[str]:
     """Serve ``gateway`` on ``host:port`` in a thread; yield its base URL; stop on exit.
 
-    ``with serve(gateway) as url: httpx.get(url + "/health")``
+    ``with serve(gateway) as url: httpx.get(url + "/health")``; ``limits``: see
+    ``ServerLimits`` (timeouts, connection cap).
     """
-    server = make_server(gateway)
+    server = make_server(gateway, limits=limits)
     sock = bind(host, port)
     thread = threading.Thread(
         target=server.run, kwargs={"sockets": [sock]}, name="cachecore-gateway", daemon=True

@@ -6,16 +6,19 @@ No sockets, any host name: ``httpx.Client(transport=gateway.transport())``
 with ``base_url="http://cachecore.test"`` reaches the gateway. Streamed answers
 are real byte streams. A delay longer than the request's read timeout raises
 ``httpx.ReadTimeout`` after the timeout, as a network transport would, so timeout
-handling can be tested without a server.
+handling can be tested without a server. Each request writes one access-log line
+(``cachecore.testing.access``, INFO), as the network face does.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator, Iterable
 from typing import TYPE_CHECKING
 
 import httpx
 
+from cachecore.testing._access import log_access
 from cachecore.testing._transports import (
     sync_checkpoint,
     sync_sleep,
@@ -60,14 +63,18 @@ class GatewayTransport(httpx.BaseTransport):
         self.gateway = gateway
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
+        started = time.perf_counter()
         body = _read(request, self.gateway.config.max_body_bytes)
-        response = handle_sync(self.gateway, to_gateway_request(request, body))
+        gateway_request = to_gateway_request(request, body)
+        response = handle_sync(self.gateway, gateway_request)
         limit = timed_out(request, response.delay)
         if limit is not None:
             sync_sleep(limit)
+            log_access(gateway_request, response, started, note="client read timeout")
             raise httpx.ReadTimeout("the reference gateway answered too slowly", request=request)
         if response.delay:
             sync_sleep(response.delay)
+        log_access(gateway_request, response, started)
         if response.chunks is None:
             return httpx.Response(response.status, headers=response.headers, content=response.body)
         return httpx.Response(

@@ -1,0 +1,99 @@
+"""``cachecore gateway``: one access line per request on stderr, none with ``--quiet``."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from cachecore.__main__ import build_parser
+from cachecore._wire import CACHE_HEADER, TOKEN_HEADER
+from cachecore.testing import mint_token
+
+SECRET = "a-gateway-cli-secret-of-more-than-32-bytes"
+ACCESS = "cachecore.testing.access"
+
+
+def run_gateway(tmp_path: Path, *extra: str, requests: int) -> tuple[str, str]:
+    """Start ``cachecore gateway --port 0``, make ``requests`` + 1 calls, stop it: (token, stderr)."""
+    src = Path(__file__).resolve().parents[2] / "src"
+    env = {**os.environ, "CACHECORE_JWT_SECRET": SECRET, "PYTHONPATH": str(src)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cachecore", "gateway", "--port", "0", *extra],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+    )
+    token = mint_token(SECRET, "cli-tenant")
+    try:
+        assert proc.stdout is not None
+        url = proc.stdout.readline().strip().rsplit(" ", 1)[-1]
+        assert url.startswith("http://127.0.0.1:")
+        deadline = time.monotonic() + 10
+        while True:  # refused until uvicorn listens; the first answer is one request
+            try:
+                assert httpx.get(url + "/health", timeout=2).status_code == 200
+                break
+            except httpx.ConnectError:
+                assert time.monotonic() < deadline, "the gateway did not start"
+                time.sleep(0.05)
+        with httpx.Client(base_url=url, timeout=5) as client:
+            for _ in range(requests):
+                answer = client.post(
+                    "/v1/chat/completions",
+                    json={"model": "m", "messages": [{"role": "user", "content": "hi"}]},
+                    headers={TOKEN_HEADER: token},
+                )
+                assert answer.status_code == 200
+            assert answer.headers[CACHE_HEADER] == "HIT_L1"
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=10)
+    return token, err
+
+
+def test_one_access_line_per_request_on_stderr(tmp_path: Path) -> None:
+    token, err = run_gateway(tmp_path, requests=2)
+    lines = [line for line in err.splitlines() if ACCESS in line]
+    assert len(lines) == 3, err
+    assert "GET /health tenant=- cache=- status=200 " in lines[0]
+    assert "POST /v1/chat/completions tenant=cli-tenant cache=MISS status=200 " in lines[1]
+    assert "POST /v1/chat/completions tenant=cli-tenant cache=HIT_L1 status=200 " in lines[2]
+    assert all(line.endswith("ms") for line in lines)
+    assert token not in err
+    assert SECRET not in err
+
+
+def test_quiet_prints_no_access_line(tmp_path: Path) -> None:
+    token, err = run_gateway(tmp_path, "--quiet", requests=2)
+    assert ACCESS not in err
+    assert "tenant=" not in err
+    assert token not in err
+
+
+def test_help_says_what_the_gateway_is_for(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["gateway", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "single-process gateway for tests and local use, not for production" in out
+    for option in ("--max-connections", "--header-timeout", "--idle-timeout", "--quiet"):
+        assert option in out
+
+
+def test_bad_limits_are_one_line_and_exit_2(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cachecore.__main__ import main
+
+    monkeypatch.setenv("CACHECORE_JWT_SECRET", SECRET)
+    assert main(["gateway", "--port", "0", "--header-timeout", "0"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "header_timeout" in err
