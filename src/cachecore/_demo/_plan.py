@@ -51,6 +51,7 @@ def plan() -> list[Step]:
     haiku = "Write a haiku about caches"
     ask, paraphrase = "What is the capital of France?", "What's the capital of France?"
     doc, tagged = "doc:contract-123", "Summarise contract #123"
+    reworded = "Summarise the contract #123"
     return [
         Step(1, f"plain SDK: {haiku!r}", TENANT_A, "BYPASS", haiku, plain=True),
         Step(2, f"ask {ask!r}", TENANT_A, "MISS", ask),
@@ -59,6 +60,7 @@ def plan() -> list[Step]:
         Step(2, "same prompt, other tenant", TENANT_B, "MISS", ask),
         Step(3, f"{tagged!r}, Dep hash v1", TENANT_A, "MISS", tagged, ((doc, "v1"),)),
         Step(3, "same tagged call again", TENANT_A, "HIT_L1", tagged, ((doc, "v1"),)),
+        Step(3, f"paraphrase {reworded!r}", TENANT_A, "HIT_L2", reworded, ((doc, "v1"),)),
         Step(3, f"invalidate({doc!r}, new_hash='v2')", TENANT_A, "ok", invalidate=(doc, "v2")),
         Step(3, "same call after invalidate, Dep hash v2", TENANT_A, "MISS", tagged, ((doc, "v2"),)),
         Step(3, "bypass=True: 'Generate a unique report ID'", TENANT_A, "BYPASS",
