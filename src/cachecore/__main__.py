@@ -41,7 +41,50 @@ def _add_gateway(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         "--upstream-key-env", default="OPENAI_API_KEY", help="env var with the upstream key"
     )
     _add_gateway_server_options(p)
+    _add_gateway_cache_options(p)
     p.set_defaults(run=_cmd_gateway)
+
+
+# -- cachecore gateway: cache bounds --------------------------------------------------
+
+
+def _megabytes(text: str) -> int:
+    value = float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be > 0 megabytes, got {text}")
+    return int(value * 1024 * 1024)
+
+
+def _add_gateway_cache_options(p: argparse.ArgumentParser) -> None:
+    bounds = p.add_argument_group("cache bounds (see GatewayConfig in docs/testing.md)")
+    bounds.add_argument(
+        "--ttl",
+        type=float,
+        default=None,
+        help="seconds an entry is served (default: until evicted)",
+    )
+    bounds.add_argument(
+        "--max-tenant-mb",
+        type=_megabytes,
+        default=64 * 1024 * 1024,
+        dest="max_tenant_bytes",
+        metavar="MB",
+        help="megabytes of entries and dep versions per tenant (default 64)",
+    )
+    bounds.add_argument(
+        "--max-total-mb",
+        type=_megabytes,
+        default=512 * 1024 * 1024,
+        dest="max_total_bytes",
+        metavar="MB",
+        help="megabytes across all tenants; the biggest tenant is evicted first (default 512)",
+    )
+    bounds.add_argument(
+        "--max-prompt-chars",
+        type=int,
+        default=200_000,
+        help="longest prompt embedded for L2; longer ones get 413 (default 200000)",
+    )
 
 
 # -- cachecore gateway: server limits and the access log ------------------------------
@@ -125,6 +168,10 @@ def _cmd_gateway(args: argparse.Namespace) -> int:
             rate_limit=args.rate_limit,
             max_entries=args.max_entries,
             upstream=upstream,
+            ttl=args.ttl,
+            max_tenant_bytes=args.max_tenant_bytes,
+            max_total_bytes=args.max_total_bytes,
+            max_prompt_chars=args.max_prompt_chars,
         )
         limits = _gateway_limits(args)
         server = make_server(

@@ -97,3 +97,36 @@ def test_bad_limits_are_one_line_and_exit_2(
     err = capsys.readouterr().err
     assert err.count("\n") == 1
     assert "header_timeout" in err
+
+
+@pytest.mark.parametrize(
+    ("options", "named"),
+    [
+        (["--ttl", "0"], "ttl"),
+        (["--max-prompt-chars", "0"], "max_prompt_chars"),
+        (["--max-tenant-mb", "2", "--max-total-mb", "1"], "max_total_bytes"),
+    ],
+)
+def test_bad_cache_bounds_are_one_line_and_exit_2(
+    options: list[str],
+    named: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from cachecore.__main__ import main
+
+    monkeypatch.setenv("CACHECORE_JWT_SECRET", SECRET)
+    assert main(["gateway", "--port", "0", *options]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert named in err
+
+
+def test_cache_bounds_are_parsed(capsys: pytest.CaptureFixture[str]) -> None:
+    args = build_parser().parse_args(
+        ["gateway", "--ttl", "30", "--max-tenant-mb", "0.5", "--max-total-mb", "8"]
+    )
+    assert (args.ttl, args.max_tenant_bytes, args.max_total_bytes) == (30.0, 512 * 1024, 8 << 20)
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["gateway", "--max-tenant-mb", "-1"])
+    assert "must be > 0 megabytes" in capsys.readouterr().err
