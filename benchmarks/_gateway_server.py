@@ -1,6 +1,6 @@
 """Serve the reference gateway on loopback (uvicorn) until killed; print ``URL <base url>``.
 
-python benchmarks/_gateway_server.py [--secret bench-secret]
+python benchmarks/_gateway_server.py [--secret bench-secret-of-at-least-32-bytes-long]
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from cachecore.testing import GatewayConfig, ReferenceGateway, serve
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--secret", default="bench-secret")
+    parser.add_argument("--secret", default="bench-secret-of-at-least-32-bytes-long")
     parser.add_argument(
         "--tcp-proto",
         action="store_true",

@@ -25,7 +25,7 @@ import cachecore
 from _util import HERE, emit, median
 from cachecore.testing import mint_token
 
-SECRET = "bench-secret"
+SECRET = "bench-secret-of-at-least-32-bytes-long"
 MESSAGES = [{"role": "user", "content": "What is the capital of France?"}]
 
 

@@ -25,7 +25,7 @@ from typing import Any
 from _util import HERE, emit, median
 from cachecore.testing import GatewayConfig, GatewayRequest, ReferenceGateway, mint_token
 
-SECRET = "bench-secret"
+SECRET = "bench-secret-of-at-least-32-bytes-long"
 
 
 def prompt(i: int) -> str:

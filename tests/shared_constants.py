@@ -10,6 +10,6 @@ from cachecore.testing import IN_PROCESS_URL
 
 #: The HS256 secret the tests' reference gateways sign and check tokens with; the
 #: same as the pytest plugin's ``cachecore_secret``, so its tokens work on them too.
-SECRET = "cachecore-test-secret"
+SECRET = "cachecore-test-secret-of-at-least-32-bytes"
 #: The base URL the reference gateway's in-process transports are used with.
 GATEWAY_URL = IN_PROCESS_URL

@@ -14,12 +14,17 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
-from cachecore._cli import add_doctor, add_invalidate, add_token
+from cachecore._cli import (
+    SECRET_ENV,
+    SecretUnusable,
+    add_doctor,
+    add_invalidate,
+    add_token,
+    read_secret,
+)
 
 if TYPE_CHECKING:
     from cachecore.testing import ServerLimits
-
-SECRET_ENV = "CACHECORE_JWT_SECRET"
 
 
 def _add_gateway(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -30,9 +35,27 @@ def _add_gateway(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         " tests and local use, not for production. It prints one access-log line per"
         " request on stderr (--quiet: none).",
     )
-    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on (default 127.0.0.1; others get a warning: a test gateway)",
+    )
     p.add_argument("--port", type=int, default=8080, help="port (default 8080; 0 picks a free one)")
-    p.add_argument("--secret", help=f"HS256 secret for tenant tokens (default: ${SECRET_ENV})")
+    secret = p.add_mutually_exclusive_group()
+    secret.add_argument(
+        "--secret-file",
+        metavar="PATH",
+        help=f"file holding the HS256 secret, at least 32 bytes ('-': stdin; default: ${SECRET_ENV})",
+    )
+    secret.add_argument(
+        "--secret", help="the secret itself: discouraged, it shows in ps and shell history"
+    )
+    p.add_argument(
+        "--max-token-lifetime",
+        type=float,
+        metavar="SECONDS",
+        help="refuse tokens that expire further than this from now (default: no limit)",
+    )
     p.add_argument("--l2-threshold", type=float, default=0.87, help="L2 similarity (default 0.87)")
     p.add_argument("--rate-limit", type=float, default=0.0, help="requests/s per tenant, 0 = off")
     p.add_argument("--max-entries", type=int, default=10_000, help="entries kept per tenant")
@@ -146,10 +169,40 @@ def _configure_gateway_logging(quiet: bool) -> None:
     )
 
 
+def _is_loopback(host: str) -> bool:
+    """Whether ``host`` is a loopback address (127.0.0.0/8, ::1) or ``localhost``."""
+    import ipaddress
+
+    if host.lower() in ("localhost", "localhost."):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:  # a host name (or "" for every interface): not known to be loopback
+        return False
+
+
+def _gateway_secret(args: argparse.Namespace) -> str:
+    """``--secret`` (with a warning), else ``--secret-file`` or ``$CACHECORE_JWT_SECRET``."""
+    from cachecore.testing._jwt import secret_problem
+
+    if args.secret is None:
+        return read_secret(args.secret_file)
+    print(
+        "cachecore gateway: warning: --secret shows the secret in ps and shell history;"
+        f" set {SECRET_ENV} or pass --secret-file PATH instead",
+        file=sys.stderr,
+    )
+    problem = secret_problem(args.secret)
+    if problem is not None:
+        raise SecretUnusable(f"--secret: {problem}")
+    return str(args.secret)
+
+
 def _cmd_gateway(args: argparse.Namespace) -> int:
-    secret = args.secret or os.environ.get(SECRET_ENV)
-    if not secret:
-        print(f"cachecore gateway: no secret; pass --secret or set {SECRET_ENV}", file=sys.stderr)
+    try:
+        secret = _gateway_secret(args)
+    except SecretUnusable as exc:
+        print(f"cachecore gateway: {exc}", file=sys.stderr)
         return 2
     from cachecore.testing import GatewayConfig, HTTPUpstream, ReferenceGateway, Upstream
     from cachecore.testing._server import bind, make_server, url_of
@@ -167,6 +220,7 @@ def _cmd_gateway(args: argparse.Namespace) -> int:
             l2_threshold=args.l2_threshold,
             rate_limit=args.rate_limit,
             max_entries=args.max_entries,
+            max_token_lifetime=args.max_token_lifetime,
             upstream=upstream,
             ttl=args.ttl,
             max_tenant_bytes=args.max_tenant_bytes,
@@ -181,6 +235,14 @@ def _cmd_gateway(args: argparse.Namespace) -> int:
     except (ValueError, RuntimeError, OSError) as exc:
         print(f"cachecore gateway: {exc}", file=sys.stderr)
         return 2
+    if not _is_loopback(args.host):
+        print(
+            f"cachecore gateway: warning: listening on {args.host}, reachable from other"
+            " machines. This is a single-process reference gateway for tests and local"
+            " use, not for production.",
+            file=sys.stderr,
+            flush=True,
+        )
     print(f"cachecore reference gateway listening on {url_of(sock)}", flush=True)
     print(
         f"  a tenant token: {SECRET_ENV}=<the same secret> cachecore token mint --tenant NAME",

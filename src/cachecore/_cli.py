@@ -224,7 +224,9 @@ def add_token(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     mint.add_argument("--roles", nargs="+", default=None, metavar="ROLE", help="role claims")
     mint.add_argument("--scope", default=None, help="scope claim")
     mint.add_argument(
-        "--secret-file", help=f"file holding the secret (default: ${SECRET_ENV}); '-' for stdin"
+        "--secret-file",
+        metavar="PATH",
+        help=f"file holding the secret, at least 32 bytes (default: ${SECRET_ENV}); '-' for stdin",
     )
     mint.set_defaults(run=run_token_mint)
 
@@ -233,23 +235,60 @@ def add_token(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 SECRET_ENV = "CACHECORE_JWT_SECRET"
 
 
-def run_token_mint(args: argparse.Namespace) -> int:
-    from .testing import mint_token
+class SecretUnusable(Exception):
+    """The gateway secret is missing, unreadable or too weak; the message says which, never it."""
 
-    if args.secret_file == "-":
+
+def read_secret(secret_file: str | None) -> str:
+    """The reference gateway's HS256 secret, as ``cachecore gateway`` and ``token mint`` read it.
+
+    From ``secret_file`` (``'-'``: the first line of stdin) with trailing newlines
+    stripped, else ``$CACHECORE_JWT_SECRET``. Raises ``SecretUnusable`` when there
+    is none, the file cannot be read, or the secret is shorter than 32 bytes or blank.
+    """
+    from .testing._jwt import secret_problem
+
+    if secret_file == "-":
         secret = sys.stdin.readline().rstrip("\r\n")
-    elif args.secret_file:
+        where = "the secret read from stdin"
+    elif secret_file:
         try:
-            with open(args.secret_file, encoding="utf-8") as f:
+            with open(secret_file, encoding="utf-8") as f:
                 secret = f.read().rstrip("\r\n")
         except OSError as exc:
-            return _fail(f"cannot read the secret file {args.secret_file!r}: {exc.strerror}")
+            raise SecretUnusable(
+                f"cannot read the secret file {secret_file!r}: {exc.strerror}"
+            ) from None
+        where = f"the secret in {secret_file!r}"
     else:
         secret = os.environ.get(SECRET_ENV, "")
+        where = f"${SECRET_ENV}"
     if not secret:
-        return _fail(f"no secret: set {SECRET_ENV} or pass --secret-file PATH")
-    if not args.tenant.strip() or not args.tenant.isprintable():
-        return _fail(f"--tenant must be printable and not blank, got {args.tenant!r}")
+        raise SecretUnusable(f"no secret: set {SECRET_ENV} or pass --secret-file PATH")
+    problem = secret_problem(secret)
+    if problem is not None:
+        raise SecretUnusable(f"{where}: {problem}")
+    return secret
+
+
+def run_token_mint(args: argparse.Namespace) -> int:
+    from .testing import mint_token
+    from .testing._jwt import MAX_ROLE_CHARS, MAX_ROLES, MAX_TENANT_CHARS, acceptable_name
+
+    try:
+        secret = read_secret(args.secret_file)
+    except SecretUnusable as exc:
+        return _fail(str(exc))
+    if not acceptable_name(args.tenant, MAX_TENANT_CHARS):
+        return _fail(
+            f"--tenant must be printable, not blank and at most {MAX_TENANT_CHARS} characters"
+        )
+    roles = args.roles or []
+    if len(roles) > MAX_ROLES or not all(r and acceptable_name(r, MAX_ROLE_CHARS) for r in roles):
+        return _fail(
+            f"--roles: at most {MAX_ROLES}, each printable, not blank and at most"
+            f" {MAX_ROLE_CHARS} characters (the gateway refuses others)"
+        )
     if not args.ttl > 0:
         return _fail(f"--ttl must be a positive number of seconds, got {args.ttl}")
     print(mint_token(secret, args.tenant, expires_in=args.ttl, roles=args.roles, scope=args.scope))

@@ -32,7 +32,7 @@ from cachecore.testing import GatewayConfig, ReferenceGateway, mint_token, serve
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
 
 OPENAI_MAJOR = int(openai.__version__.split(".")[0])
-SECRET = "e2e-openai-secret"
+SECRET = "e2e-openai-secret-of-at-least-32-bytes"
 MODEL = "gpt-5.4-mini"
 CHAT_PATH = "/v1/chat/completions"
 PROMPT = "What is the capital of France?"

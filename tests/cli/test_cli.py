@@ -13,7 +13,7 @@ import pytest
 from cachecore.__main__ import main
 from cachecore.testing import Fault, ReferenceGateway, mint_token
 
-SECRET = "cli-secret"
+SECRET = "cli-secret-of-at-least-32-bytes-long"
 
 
 @pytest.fixture
@@ -177,7 +177,7 @@ def test_token_mint_prints_a_token_the_gateway_accepts(tmp_path: object) -> None
     from cachecore._auth import read_token
     from cachecore.testing import GatewayConfig, serve
 
-    secret = "mint-secret-for-the-cli-test"
+    secret = "mint-secret-for-the-cli-test-32-bytes+"
     proc = run_cli(
         "token", "mint", "--tenant", "acme", "--ttl", "120", "--roles", "admin", "analyst",
         env={"CACHECORE_JWT_SECRET": secret},
@@ -199,18 +199,17 @@ def test_token_mint_prints_a_token_the_gateway_accepts(tmp_path: object) -> None
 def test_token_mint_reads_the_secret_from_a_file_or_stdin(tmp_path: object) -> None:
     from pathlib import Path
 
+    secret = "from-a-file-a-secret-of-32-bytes-or-more"
     secret_file = Path(str(tmp_path)) / "secret"
-    secret_file.write_text("from-a-file\n", encoding="utf-8")
+    secret_file.write_text(secret + "\n", encoding="utf-8")
     by_file = run_cli("token", "mint", "--tenant", "t", "--secret-file", str(secret_file))
-    by_stdin = run_cli(
-        "token", "mint", "--tenant", "t", "--secret-file", "-", stdin="from-a-file\n"
-    )
+    by_stdin = run_cli("token", "mint", "--tenant", "t", "--secret-file", "-", stdin=secret + "\n")
     assert by_file.returncode == by_stdin.returncode == 0, by_file.stderr + by_stdin.stderr
     # Same secret, same claims but the issue time: the signatures verify alike.
     from cachecore import SyncCachecoreClient
     from cachecore.testing import GatewayConfig, serve
 
-    with serve(ReferenceGateway(GatewayConfig(secret="from-a-file"))) as url:
+    with serve(ReferenceGateway(GatewayConfig(secret=secret))) as url:
         for proc in (by_file, by_stdin):
             with SyncCachecoreClient(url, proc.stdout.strip()) as cc:
                 assert cc.invalidate("doc:1").ok

@@ -243,7 +243,7 @@ import pytest  # noqa: E402
 
 from cachecore.testing import GatewayConfig, ReferenceGateway, mint_token  # noqa: E402
 
-SECRET = "docs-test-secret"
+SECRET = "docs-test-secret-of-at-least-32-bytes"
 PARALLEL_BLOCKS = 4
 
 BLOCKS = [block for page in pages() for block in extract_blocks(page)]

@@ -24,7 +24,7 @@ from cachecore.testing import GatewayConfig, ReferenceGateway, serve
 
 pytestmark = pytest.mark.e2e
 
-SECRET = "seed-examples-secret"
+SECRET = "seed-examples-secret-of-at-least-32-bytes"
 HOSTED = "https://api.cachecore.it"
 PLACEHOLDER = "cc_live_xxxxx.eyJ..."
 

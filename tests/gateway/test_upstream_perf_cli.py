@@ -97,8 +97,11 @@ def test_cli_missing_secret_is_one_line(
     assert "CACHECORE_JWT_SECRET" in err
 
 
-def test_cli_rejects_bad_settings(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["gateway", "--secret", "s", "--l2-threshold", "3"]) == 2
+def test_cli_rejects_bad_settings(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CACHECORE_JWT_SECRET", SECRET)
+    assert main(["gateway", "--l2-threshold", "3"]) == 2
     assert "l2_threshold" in capsys.readouterr().err
 
 

@@ -5,15 +5,21 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import io
 import json
+import os
 import socket
+import subprocess
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from hardening_helpers import SECRET, chat_body, figure, make_gateway
 
+from cachecore.__main__ import main
 from cachecore._wire import encode_deps
 from cachecore.testing import (
     GatewayConfig,
@@ -270,3 +276,200 @@ def test_garbage_over_the_socket_never_gets_a_500(gw: ReferenceGateway) -> None:
                     answer = b""
             assert not answer.startswith(b"HTTP/1.1 5"), answer
         assert httpx.get(url + "/health").status_code == 200
+
+
+# -- secrets and the bound address ------------------------------------------------------
+
+GOOD_SECRET = "a-gateway-secret-of-at-least-32-bytes"
+SRC = Path(__file__).resolve().parents[2] / "src"
+
+
+@pytest.mark.parametrize(
+    ("secret", "says"),
+    [
+        ("a", "is 1 bytes"),
+        ("x" * 31, "is 31 bytes"),
+        (b"x" * 31, "is 31 bytes"),
+        ("é" * 15, "is 30 bytes"),  # bytes, not characters
+        (" ", "only whitespace"),
+        (" \t\n" * 20, "only whitespace"),
+        ("", "empty"),
+    ],
+)
+def test_short_or_blank_secret_refused_by_config(secret: str | bytes, says: str) -> None:
+    with pytest.raises(ValueError) as info:
+        GatewayConfig(secret=secret)
+    message = str(info.value)
+    assert says in message
+    assert 'python -c "import secrets; print(secrets.token_urlsafe(32))"' in message
+    if len(secret) > 2:
+        assert str(secret) not in message, "the secret is never quoted"
+
+
+def test_32_byte_secrets_accepted() -> None:
+    assert GatewayConfig(secret="x" * 32).secret == "x" * 32
+    assert GatewayConfig(secret=b"\x00" * 32).secret == b"\x00" * 32
+    assert GatewayConfig(secret="é" * 16).secret == "é" * 16
+
+
+class TestOverridingThePluginSecret:
+    @pytest.fixture
+    def cachecore_secret(self) -> str:
+        return "too-short"
+
+    def test_a_short_override_gets_the_clear_error(self, request: pytest.FixtureRequest) -> None:
+        with pytest.raises(ValueError, match="is 9 bytes; HS256 needs at least 32"):
+            request.getfixturevalue("cachecore_gateway")
+
+
+def test_the_plugin_secret_is_long_enough(cachecore_secret: str, cachecore_token: str) -> None:
+    assert len(cachecore_secret.encode()) >= 32
+    assert cachecore_secret == SECRET, "tests/shared_constants.py matches the plugin"
+    assert verify_token(cachecore_token, cachecore_secret, leeway=0).tenant_id == "tenant-a"
+
+
+def _mint(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    code = main(["token", "mint", "--tenant", "t", *argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.mark.parametrize("secret", ["sh0rt-s3cr3t", " " * 40, "x" * 31])
+def test_cli_refuses_short_secrets(
+    secret: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    why = "only whitespace" if secret.isspace() else f"is {len(secret)} bytes"
+    monkeypatch.setenv("CACHECORE_JWT_SECRET", secret)
+    secret_file = tmp_path / "secret"
+    secret_file.write_text(secret + "\n", encoding="utf-8")
+    for command in (["token", "mint", "--tenant", "t"], ["gateway", "--port", "0"]):
+        for extra in ([], ["--secret-file", str(secret_file)]):
+            code = main([*command, *extra])
+            out, err = capsys.readouterr()
+            assert code == 2, (command, extra)
+            assert out == ""
+            assert why in err
+            assert "token_urlsafe(32)" in err
+            assert err.count("\n") == 1, "one line"
+            if not secret.isspace():
+                assert secret not in err
+    monkeypatch.setattr("sys.stdin", io.StringIO(secret + "\n"))
+    code, _, err = _mint(["--secret-file", "-"], capsys)
+    assert code == 2
+    assert why in err
+
+
+def test_secret_file_with_trailing_newline_works(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.delenv("CACHECORE_JWT_SECRET", raising=False)
+    secret_file = tmp_path / "secret"
+    secret_file.write_text(GOOD_SECRET + "\n", encoding="utf-8")
+    code, out, _ = _mint(["--secret-file", str(secret_file)], capsys)
+    assert code == 0
+    assert verify_token(out.strip(), GOOD_SECRET, leeway=0).tenant_id == "t"
+    # 31 characters and a newline are 32 bytes only if the newline counted: it does not.
+    secret_file.write_text("x" * 31 + "\n", encoding="utf-8")
+    code, _, err = _mint(["--secret-file", str(secret_file)], capsys)
+    assert (code, "is 31 bytes" in err) == (2, True)
+    monkeypatch.setattr("sys.stdin", io.StringIO(GOOD_SECRET + "\r\n"))
+    code, out, _ = _mint(["--secret-file", "-"], capsys)
+    assert code == 0
+    assert verify_token(out.strip(), GOOD_SECRET, leeway=0).tenant_id == "t"
+
+
+def test_token_mint_refuses_tenants_and_roles_the_gateway_refuses(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CACHECORE_JWT_SECRET", GOOD_SECRET)
+    for argv in (
+        ["token", "mint", "--tenant", " "],
+        ["token", "mint", "--tenant", "a\x00b"],
+        ["token", "mint", "--tenant", "t" * 257],
+        ["token", "mint", "--tenant", "t", "--roles", " "],
+        ["token", "mint", "--tenant", "t", "--roles", *[f"r{i}" for i in range(65)]],
+    ):
+        assert main(argv) == 2
+        out, err = capsys.readouterr()
+        assert out == ""
+        assert "printable" in err
+
+
+def _start_gateway(*argv: str, secret: str | None = GOOD_SECRET) -> tuple[str, str]:
+    """Start ``cachecore gateway`` on port 0, wait for its URL, stop it: (url, stderr)."""
+    env = {**os.environ, "PYTHONPATH": str(SRC)}
+    env.pop("CACHECORE_JWT_SECRET", None)
+    if secret is not None:
+        env["CACHECORE_JWT_SECRET"] = secret
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cachecore", "gateway", "--port", "0", *argv],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()  # blocks until it listens (or exits: "")
+        assert "listening on" in line, line
+        url = line.strip().rsplit(" ", 1)[-1]
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=30)
+    return url, err
+
+
+def test_non_loopback_host_warns() -> None:
+    url, err = _start_gateway("--host", "0.0.0.0")
+    assert url.startswith("http://0.0.0.0:")
+    assert "warning: listening on 0.0.0.0" in err
+    assert "not for production" in err
+    _, quiet = _start_gateway("--host", "127.0.0.1")
+    assert "warning" not in quiet.lower()
+
+
+@pytest.mark.parametrize(
+    ("host", "loopback"),
+    [
+        ("127.0.0.1", True),
+        ("127.1.2.3", True),
+        ("::1", True),
+        ("[::1]", True),
+        ("localhost", True),
+        ("LOCALHOST", True),
+        ("0.0.0.0", False),
+        ("::", False),
+        ("", False),
+        ("192.168.1.10", False),
+        ("example.com", False),
+        ("localhost.example.com", False),
+    ],
+)
+def test_loopback_hosts(host: str, loopback: bool) -> None:
+    from cachecore.__main__ import _is_loopback
+
+    assert _is_loopback(host) is loopback
+
+
+def test_gateway_secret_flag_warns(capsys: pytest.CaptureFixture[str]) -> None:
+    _, err = _start_gateway("--secret", GOOD_SECRET, secret=None)
+    assert "--secret shows the secret in ps and shell history" in err
+    assert GOOD_SECRET not in err
+    _, quiet = _start_gateway(secret=GOOD_SECRET)
+    assert "--secret" not in quiet
+    # Too short: the warning, then the refusal.
+    assert main(["gateway", "--port", "0", "--secret", "a"]) == 2
+    err = capsys.readouterr().err
+    assert "ps and shell history" in err
+    assert "--secret: the secret is 1 bytes" in err
+
+
+def test_gateway_max_token_lifetime_flag_reaches_the_config(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CACHECORE_JWT_SECRET", GOOD_SECRET)
+    assert main(["gateway", "--port", "0", "--max-token-lifetime", "-5"]) == 2
+    assert "max_token_lifetime" in capsys.readouterr().err

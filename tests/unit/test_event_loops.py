@@ -20,7 +20,7 @@ from cachecore import CachecoreClient, Dep
 from cachecore._concurrency import AsyncPerLoop
 from cachecore.testing import GatewayConfig, ReferenceGateway, serve
 
-SECRET = "event-loops-secret"
+SECRET = "event-loops-secret-of-at-least-32-bytes"
 PROMPT = {"model": "gpt-test", "messages": [{"role": "user", "content": "capital of Peru?"}]}
 
 

@@ -3,8 +3,9 @@
 One core with two faces: in-process httpx transports (no sockets) and an ASGI
 app served on loopback by uvicorn (``serve``, extra ``cachecore-python[gateway]``)::
 
-    gateway = ReferenceGateway(GatewayConfig(secret="s3cret"))
-    token = mint_token("s3cret", "tenant-a")
+    secret = secrets.token_urlsafe(32)  # GatewayConfig wants at least 32 bytes
+    gateway = ReferenceGateway(GatewayConfig(secret=secret))
+    token = mint_token(secret, "tenant-a")
     client = httpx.Client(transport=gateway.transport(), base_url="http://cachecore.test")
 
 Neither uvicorn nor numpy is imported until a server or an L2 index needs it.

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from cachecore.testing._embed import Embedder
+from cachecore.testing._jwt import secret_problem
 from cachecore.testing._upstream import Upstream
 
 #: The largest ``exp`` leeway allowed: more would make expiry meaningless.
@@ -18,7 +19,9 @@ MAX_LEEWAY_SECONDS = 300.0
 class GatewayConfig:
     """How a ``ReferenceGateway`` behaves.
 
-    - ``secret``: the HS256 secret tenant tokens are signed with.
+    - ``secret``: the HS256 secret tenant tokens are signed with: at least 32 bytes
+      (RFC 7518 section 3.2), not only whitespace. Make one with
+      ``python -c "import secrets; print(secrets.token_urlsafe(32))"``.
     - ``l2_threshold``: minimum cosine similarity for an L2 hit; ``None`` turns L2 off.
     - ``rate_limit``: requests per second per tenant (token bucket); 0 turns it off.
       ``rate_burst`` is the bucket size (default: the rate rounded up, at least 1).
@@ -39,6 +42,8 @@ class GatewayConfig:
       upstream (one without ``acomplete``), each in a worker thread.
     - ``max_body_bytes``: larger request bodies are refused with 413.
     - ``jwt_leeway``: seconds of clock skew tolerated on ``exp`` (0 to 300).
+    - ``max_token_lifetime``: tokens expiring further than this many seconds from now
+      (plus the leeway) are refused; ``None`` (default): no limit.
     - ``upstream``: where misses go (default: a fresh ``OfflineModel``).
     - ``embedder``: text to vector for L2 (default: ``NgramEmbedder()``).
     - ``blocked_tenants``: tenants whose valid tokens get 403.
@@ -63,6 +68,7 @@ class GatewayConfig:
     cpu_workers: int = 2
     upstream_concurrency: int = 64
     jwt_leeway: float = 30.0
+    max_token_lifetime: float | None = None
     upstream: Upstream | None = None
     embedder: Embedder | None = None
     blocked_tenants: frozenset[str] = frozenset()
@@ -70,8 +76,13 @@ class GatewayConfig:
     clock: Callable[[], float] = time.monotonic
 
     def __post_init__(self) -> None:
-        if not self.secret:
-            raise ValueError("GatewayConfig.secret must not be empty: tokens are signed with it")
+        problem = secret_problem(self.secret)
+        if problem is not None:
+            raise ValueError(f"GatewayConfig.secret: {problem}")
+        if self.max_token_lifetime is not None and not (
+            math.isfinite(self.max_token_lifetime) and self.max_token_lifetime > 0
+        ):
+            raise ValueError("max_token_lifetime must be a positive number of seconds, or None")
         if self.l2_threshold is not None and not 0.0 < self.l2_threshold <= 1.0:
             raise ValueError("l2_threshold must be in (0, 1], or None to turn L2 off")
         if not math.isfinite(self.rate_limit) or self.rate_limit < 0:

@@ -461,7 +461,12 @@ class ReferenceGateway:
             )
             return error(401, "missing_token", f"no tenant token: send it in {where}")
         try:
-            claims = verify_token(token, self.config.secret, leeway=self.config.jwt_leeway)
+            claims = verify_token(
+                token,
+                self.config.secret,
+                leeway=self.config.jwt_leeway,
+                max_lifetime=self.config.max_token_lifetime,
+            )
         except TokenRejected as exc:
             return error(401, exc.code, exc.message)
         if claims.tenant_id in self.blocked_tenants:

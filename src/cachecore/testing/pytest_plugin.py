@@ -38,8 +38,11 @@ __all__ = [
 
 @pytest.fixture
 def cachecore_secret() -> str:
-    """The HS256 secret the test gateway signs and checks tenant tokens with."""
-    return "cachecore-test-secret"
+    """The HS256 secret the test gateway signs and checks tenant tokens with.
+
+    Override it with one of at least 32 bytes: ``GatewayConfig`` refuses shorter ones.
+    """
+    return "cachecore-test-secret-of-at-least-32-bytes"
 
 
 @pytest.fixture

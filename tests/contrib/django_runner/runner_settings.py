@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from cachecore.testing import GatewayConfig, ReferenceGateway, mint_token
 
-SECRET = "django-runner-secret"
+SECRET = "django-runner-secret-of-at-least-32-bytes"
 TENANT = "tenant-runner"
 GATEWAY = ReferenceGateway(GATEWAY_CONFIG := GatewayConfig(secret=SECRET, l2_threshold=None))
 
