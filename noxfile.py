@@ -132,7 +132,7 @@ def codegen(session: nox.Session) -> None:
 
 @nox.session(python=DEFAULT_PYTHON)
 def bench(session: nox.Session) -> None:
-    """The six benchmarks of docs/performance.md, against 0.1.0 and plain httpx; prints the table."""
+    """The seven benchmarks of docs/performance.md, against 0.1.0 and plain httpx; prints the table."""
     session.install("-e", ".[gateway,http2]", "openai>=1.0", "hypercorn>=0.16")
     session.run("python", "benchmarks/run.py", *session.posargs)
 

@@ -1,4 +1,4 @@
-"""Run all six benchmarks and print the table with PASS/MISS per target (``nox -s bench``).
+"""Run all seven benchmarks and print the table with PASS/MISS per target (``nox -s bench``).
 
     python benchmarks/run.py [--quick] [--json results.json]
 
@@ -223,6 +223,26 @@ def table(r: dict[str, Any]) -> list[tuple[str, str, str, str]]:
             "-",
         )
     )
+    load = r.get("gateway_load")
+    if load is not None:
+        for key, label, p50_target in (
+            ("idle", "idle", 10.0),
+            ("slow_misses", "60 slow misses in flight", 10.0),
+            ("big_prompts", "3 max-size prompts embedding", 25.0),
+        ):
+            m = load[key]
+            ok = m["hit_p50"] <= p50_target and m["health_p50"] <= p50_target
+            ok = ok and m["hit_max"] <= 250 and m["health_max"] <= 250
+            rows.append(
+                (
+                    f"7 gateway HIT_L1, {label}",
+                    f"p50 {m['hit_p50']:.1f} ms, max {m['hit_max']:.0f} ms",
+                    f"/health p50 {m['health_p50']:.1f} ms, max {m['health_max']:.0f} ms",
+                    f"{verdict(ok)} (p50 <= {p50_target:.0f} ms, max <= 250 ms; 0.2.0: seconds)"
+                    if key != "idle"
+                    else "-",
+                )
+            )
     e = r["e2e"]
     for suffix, label in (("", "httpx"), ("_httpx2", "httpx2")):
         if f"ratio{suffix}" not in e:
@@ -265,20 +285,24 @@ def main() -> None:
     started = time.perf_counter()
     q = args.quick
     results: dict[str, Any] = {}
-    print("1/6 transport overhead ...", flush=True)
+    print("1/7 transport overhead ...", flush=True)
     results["transport"] = run_script(
         "bench_transport.py", "--rounds", "7" if q else "15", "--n", "10000"
     )
-    print("2/6 bulk invalidation ...", flush=True)
+    print("2/7 bulk invalidation ...", flush=True)
     results["invalidation"] = invalidation(q, args.v010_cap)
-    print("3/6 import time ...", flush=True)
+    print("3/7 import time ...", flush=True)
     results["import"] = run_script("bench_import.py", "--samples", "9" if q else "21")
-    print("4/6 reference gateway ...", flush=True)
+    print("4/7 reference gateway ...", flush=True)
     results["gateway"] = run_script("bench_gateway.py", "--rps-seconds", "3" if q else "5")
-    print("5/6 end to end ...", flush=True)
+    print("5/7 end to end ...", flush=True)
     results["e2e"] = run_script("bench_e2e.py", "--rounds", "5" if q else "15")
-    print("6/6 construction ...", flush=True)
+    print("6/7 construction ...", flush=True)
     results["construct"] = run_script("bench_construct.py", "--rounds", "5" if q else "9")
+    print("7/7 reference gateway under load ...", flush=True)
+    results["gateway_load"] = run_script(
+        "bench_gateway_load.py", "--delay", "3" if q else "5", "--samples", "20" if q else "40"
+    )
     results["total_seconds"] = time.perf_counter() - started
     results["python"] = sys.version.split()[0]
     results["cpus"] = os.cpu_count()

@@ -11,8 +11,13 @@ from __future__ import annotations
 
 import math
 import re
+import time
 import zlib
+from collections import Counter
 from collections.abc import Callable, Sequence
+
+#: N-grams counted between two yields of the GIL (see ``NgramEmbedder``).
+_GRAMS_PER_SLICE = 2048
 
 #: What the gateway needs from an embedder: text in, fixed-size vector out.
 Embedder = Callable[[str], Sequence[float]]
@@ -38,9 +43,18 @@ class NgramEmbedder:
         norm = " " + _NOISE.sub(" ", text.lower()).strip() + " "
         vec = [0.0] * self.dim
         n, dim = self.n, self.dim
-        for i in range(max(1, len(norm) - n + 1)):
-            h = zlib.crc32(norm[i : i + n].encode("utf-8"))
-            # the top bit picks a sign: collisions then cancel out instead of piling up
-            vec[h % dim] += 1.0 if h & 0x80000000 else -1.0
+        grams = max(1, len(norm) - n + 1)
+        for start in range(0, grams, _GRAMS_PER_SLICE):
+            if start:
+                # A long prompt is embedded in a worker thread: let the event loop's
+                # thread take the GIL between slices, so hits answer meanwhile.
+                time.sleep(0)
+            piece = norm[start : start + _GRAMS_PER_SLICE + n - 1]
+            # zip of shifted copies: the n-grams are sliced and counted in C
+            counts = Counter(map("".join, zip(*(piece[k:] for k in range(n))))) or {piece: 1}
+            for gram, count in counts.items():
+                h = zlib.crc32(gram.encode("utf-8"))
+                # the top bit picks a sign: collisions then cancel out instead of piling up
+                vec[h % dim] += count if h & 0x80000000 else -count
         length = math.sqrt(sum(x * x for x in vec))
         return [x / length for x in vec] if length else vec
