@@ -92,7 +92,7 @@ class SyncWorkerPool:
         return results  # type: ignore[return-value]
 
 
-def _running_loop() -> Any:
+def running_loop() -> Any:
     """The running asyncio loop, or the running trio run's token."""
     try:
         return asyncio.get_running_loop()
@@ -139,7 +139,7 @@ class AsyncPerLoop(Generic[T]):
             raise CachecoreClosedError(
                 "this Cachecore client (or transport) is closed: make a new one"
             )
-        loop = _running_loop()
+        loop = running_loop()
         entry = self._items.get(loop)
         if entry is not None:
             return entry[0]
@@ -213,7 +213,7 @@ class AsyncPerLoop(Generic[T]):
         watchers when those loops end.
         """
         try:
-            loop: Any = _running_loop()
+            loop: Any = running_loop()
         except RuntimeError:
             loop = None
         with self._lock:

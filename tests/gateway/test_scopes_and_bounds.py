@@ -357,3 +357,119 @@ async def test_a_blocking_upstream_runs_in_a_worker_thread_and_hits_do_not() -> 
             assert response.headers[CACHE_HEADER] == expected
     assert len(seen) == 1
     assert seen[0] is not threading.main_thread()
+
+
+# -- found by review: bounds that must not switch caching off -------------------------
+
+
+def big_invalidations(http: httpx.Client, token: str, n: int) -> None:
+    for i in range(n):
+        response = invalidate(http, token, f"d{i}:" + "x" * 500, "h" * 500)
+        assert response.status_code == 200
+
+
+def test_dep_versions_never_crowd_out_entries() -> None:
+    gw = make_gateway(max_tenant_bytes=20_000, max_total_bytes=20_000)
+    with httpx.Client(transport=gw.transport(), base_url=IN_PROCESS_URL) as http:
+        token = gw.mint_token("t")
+        big_invalidations(http, token, 17)
+        assert gw.stats().bytes["t"] <= 10_000, "dep versions keep to half the budget"
+        seen = [status(chat(http, token, "still cached?")) for _ in range(3)]
+    assert seen == ["MISS", "HIT_L1", "HIT_L1"]
+
+
+def test_one_tenants_invalidations_do_not_evict_the_others() -> None:
+    gw = make_gateway(max_tenant_bytes=20_000, max_total_bytes=20_000)
+    with httpx.Client(transport=gw.transport(), base_url=IN_PROCESS_URL) as http:
+        a, b = gw.mint_token("a"), gw.mint_token("b")
+        for i in range(3):
+            assert status(chat(http, a, f"tenant a question {i}", model=f"m{i}")) == "MISS"
+        big_invalidations(http, b, 17)
+        stats = gw.stats()
+        assert stats.total_bytes <= 20_000
+        assert stats.entries["a"] == 3
+        assert status(chat(http, a, "tenant a question 0", model="m0")) == "HIT_L1"
+
+
+class OddUpstream(OfflineModel):
+    """Answers a completion whose content is a list: not something the gateway can serve."""
+
+    def complete(self, request: dict[str, Any]) -> dict[str, Any]:
+        completion = super().complete(request)
+        completion["choices"][0]["message"]["content"] = ["not", "a", "string"]
+        return completion
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_bad_upstream_completion_is_502_and_not_cached(stream: bool) -> None:
+    gw = make_gateway(upstream=OddUpstream())
+    with httpx.Client(transport=gw.transport(), base_url=IN_PROCESS_URL) as http:
+        token = gw.mint_token("t")
+        for _ in range(2):
+            response = chat(http, token, "hello", stream=stream)
+            assert response.status_code == 502
+            assert "choices[0].message.content" in error_of(response)["message"]
+    assert gw.stats().entries == {"t": 0}
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"temperature": 1.5},
+        {"tools": [{"type": "function", "function": {"name": "lookup", "parameters": {}}}]},
+        {"image": "https://example.test/other.png"},
+    ],
+)
+def test_l2_compares_only_requests_alike_but_for_the_text(
+    http: httpx.Client, gw: ReferenceGateway, change: dict[str, Any]
+) -> None:
+    def request(text: str, image: str = "https://example.test/cat.png", **extra: Any) -> Any:
+        content = [
+            {"type": "text", "text": text},
+            {"type": "image_url", "image_url": {"url": image}},
+        ]
+        payload = {"model": "m", "messages": [{"role": "user", "content": content}], **extra}
+        return http.post(
+            "/v1/chat/completions", json=payload, headers={TOKEN_HEADER: gw.mint_token("t")}
+        )
+
+    assert status(request("What is in this picture?")) == "MISS"
+    assert status(request("What is in this picture")) == "HIT_L2"
+    assert status(request("What is in this picture", **change)) == "MISS"
+
+
+def test_expired_entries_go_before_live_ones(clock: FakeClock) -> None:
+    gw = make_gateway(clock=clock, ttl=10, max_entries=2)
+    with httpx.Client(transport=gw.transport(), base_url=IN_PROCESS_URL) as http:
+        token = gw.mint_token("t")
+        chat(http, token, "first question", model="a")
+        clock.now += 6
+        chat(http, token, "second question", model="b")
+        clock.now += 5  # the first expired, the second has 5 s left
+        chat(http, token, "third question", model="c")
+        assert status(chat(http, token, "second question", model="b")) == "HIT_L1"
+    stats = gw.stats()
+    assert (stats.evicted_ttl, stats.evicted_lru) == (1, 0)
+
+
+def test_an_embedder_changing_sizes_is_a_500_and_leaves_no_group_behind() -> None:
+    sizes = iter([8, 16, 8])
+    gw = make_gateway(embedder=lambda text: [1.0] * next(sizes))
+    with httpx.Client(transport=gw.transport(), base_url=IN_PROCESS_URL) as http:
+        token = gw.mint_token("t")
+        assert status(chat(http, token, "one", model="a")) == "MISS"
+        assert chat(http, token, "two", model="b").status_code == 500
+        stats = gw.stats()
+    assert stats.entries == {"t": 1}
+    assert stats.groups == {"t": 1}
+
+
+def test_a_dep_declared_twice_with_other_hashes_is_400(
+    http: httpx.Client, gw: ReferenceGateway
+) -> None:
+    token = gw.mint_token("t")
+    twice = chat(http, token, "hello", headers=deps(("a", "1"), ("a", "2")))
+    assert twice.status_code == 400
+    assert "twice" in error_of(twice)["message"]
+    same = chat(http, token, "hello", headers=deps(("a", "1"), ("a", "1")))
+    assert status(same) == "MISS"

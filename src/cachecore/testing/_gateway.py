@@ -23,6 +23,7 @@ import json
 import logging
 import threading
 import uuid
+import weakref
 from collections import deque
 from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field
@@ -32,7 +33,7 @@ import anyio
 import anyio.to_thread
 import httpx
 
-from cachecore._concurrency import AsyncPerLoop
+from cachecore._concurrency import running_loop
 from cachecore._wire import (
     AGE_HEADER,
     AUTHORIZATION_HEADER,
@@ -144,6 +145,26 @@ class RecordedRequest:
     tenant_id: str | None = None
 
 
+def _servable(completion: object) -> dict[str, Any] | GatewayResponse:
+    """The upstream's completion if the gateway can cache and serve it, else a 502."""
+    problem = fmt.completion_problem(completion)
+    if problem is not None:
+        return error(
+            502, "upstream_error", f"the upstream answered a bad chat.completion: {problem}"
+        )
+    assert isinstance(completion, dict)
+    return completion
+
+
+def _keys(
+    namespace: str, chat: dict[str, Any], deps: dict[str, str]
+) -> tuple[str, tuple[str, str, str]]:
+    """The L1 key and the L2 scope (namespace, deps, digest of all but the prompt's text)."""
+    fingerprint = deps_fingerprint(deps)
+    shape = hashlib.sha256(fmt.l2_scope(chat).encode("utf-8")).hexdigest()
+    return fmt.cache_key(namespace, chat, fingerprint), (namespace, fingerprint, shape)
+
+
 def namespace_of(claims: Claims) -> str:
     """The tenant namespace: tenant and roles as canonical JSON, hashed.
 
@@ -169,8 +190,24 @@ class _Limiters:
     upstream: anyio.CapacityLimiter
 
 
-async def _nothing_to_close(_: _Limiters) -> None:
-    return None
+class _PerLoopLimiters:
+    """One pair of limiters per running event loop (anyio's belong to the loop that uses
+    them), forgotten with the loop: nothing to close, so no watcher task is needed."""
+
+    def __init__(self, cpu: int, upstream: int) -> None:
+        self._sizes = (cpu, upstream)
+        self._items: weakref.WeakKeyDictionary[Any, _Limiters] = weakref.WeakKeyDictionary()
+        self._lock = threading.Lock()
+
+    def get(self) -> _Limiters:
+        loop = running_loop()
+        with self._lock:
+            limiters = self._items.get(loop)
+            if limiters is None:
+                cpu, upstream = self._sizes
+                limiters = _Limiters(anyio.CapacityLimiter(cpu), anyio.CapacityLimiter(upstream))
+                self._items[loop] = limiters
+            return limiters
 
 
 class ReferenceGateway:
@@ -194,13 +231,7 @@ class ReferenceGateway:
         self._total_bytes = 0
         self._last_sweep = config.clock()
         self._counters = _Counters()
-        self._limiters: AsyncPerLoop[_Limiters] = AsyncPerLoop(
-            lambda: _Limiters(
-                anyio.CapacityLimiter(config.cpu_workers),
-                anyio.CapacityLimiter(config.upstream_concurrency),
-            ),
-            _nothing_to_close,
-        )
+        self._limiters = _PerLoopLimiters(config.cpu_workers, config.upstream_concurrency)
 
     # -- conveniences for tests -------------------------------------------------
 
@@ -331,17 +362,18 @@ class ReferenceGateway:
             return await anyio.to_thread.run_sync(self._call_upstream, step.chat, limiter=limiter)
         self._count("upstream_calls")
         try:
-            completion: dict[str, Any] = await acomplete(step.chat)
+            completion: object = await acomplete(step.chat)
         except UpstreamError as exc:
             return error(502, "upstream_error", str(exc))
-        return completion
+        return _servable(completion)
 
     def _call_upstream(self, chat: dict[str, Any]) -> dict[str, Any] | GatewayResponse:
         self._count("upstream_calls")
         try:
-            return self.upstream.complete(chat)
+            completion: object = self.upstream.complete(chat)
         except UpstreamError as exc:
             return error(502, "upstream_error", str(exc))
+        return _servable(completion)
 
     @staticmethod
     def _internal_error(request: GatewayRequest) -> GatewayResponse:
@@ -518,6 +550,7 @@ class ReferenceGateway:
             self._total_bytes += cache.bytes - before
             self._counters.bump("invalidations")
             self._counters.bump("evicted_invalidate", evicted)
+            self._counters.bump("evicted_bytes", self._enforce_total_bytes())
         return GatewayResponse.json(
             200, {"dep_id": dep_id, "new_hash": new_hash, "evicted": evicted}
         )
@@ -534,9 +567,17 @@ class ReferenceGateway:
 
     def _deps(self, request: GatewayRequest) -> dict[str, str] | GatewayResponse:
         try:
-            deps = dict(decode_deps(request.headers.get(DEPS_HEADER_LC, "")))
+            pairs = decode_deps(request.headers.get(DEPS_HEADER_LC, ""))
         except ValueError as exc:
             return error(400, "invalid_deps_header", str(exc))
+        deps: dict[str, str] = {}
+        for dep_id, expected in pairs:
+            if deps.setdefault(dep_id, expected) != expected:
+                return error(
+                    400,
+                    "invalid_deps_header",
+                    f"{DEPS_HEADER} declares dep {dep_id[:40]!r} twice with different hashes",
+                )
         if len(deps) > self.config.max_deps:
             return error(
                 400,
@@ -559,21 +600,21 @@ class ReferenceGateway:
         if isinstance(deps, GatewayResponse):
             return deps
         namespace = namespace_of(claims)
-        scope = (namespace, chat["model"], deps_fingerprint(deps))
         threshold = self.config.l2_threshold
         text = fmt.prompt_text(chat) if threshold is not None else ""
         if len(text) > self.config.max_prompt_chars:
             return error(
                 413,
                 "prompt_too_long",
-                f"the prompt has {len(text)} characters; the reference gateway embeds at most"
-                f" {self.config.max_prompt_chars} for L2 (GatewayConfig.max_prompt_chars,"
-                " or l2_threshold=None to cache without L2)",
+                f"the prompt text (each message's role and text) has {len(text)} characters;"
+                f" the reference gateway embeds at most {self.config.max_prompt_chars} for L2"
+                " (GatewayConfig.max_prompt_chars, or l2_threshold=None to cache without L2)",
             )
-        key = yield Compute(fmt.cache_key, (namespace, chat, scope[2]), heavy)
+        key, scope = yield Compute(_keys, (namespace, chat, deps), heavy)
         tenant_id = claims.tenant_id
         with self._lock:
             cache = self._tenant(tenant_id)
+            self._expire(cache, self.config.clock())
             since = cache.epoch
             hit = cache.exact(key, self.config.clock())
         if hit is not None:
@@ -612,6 +653,7 @@ class ReferenceGateway:
             if self._tenants.get(tenant_id) is not cache:
                 return  # clear() ran while the miss was in flight
             self._sweep(entry.written_at)
+            self._expire(cache, entry.written_at)
             before = cache.bytes
             result = cache.store(entry, vector, since)
             self._total_bytes += cache.bytes - before
@@ -625,10 +667,10 @@ class ReferenceGateway:
         cap = self.config.max_total_bytes
         evicted = 0
         while cap is not None and self._total_bytes > cap:
-            holders = [cache for cache in self._tenants.values() if cache.entries]
-            if not holders:
+            biggest = max(self._tenants.values(), key=lambda cache: cache.bytes, default=None)
+            if biggest is None or biggest.bytes == 0:
                 break
-            self._total_bytes -= max(holders, key=lambda cache: cache.bytes).evict_lru()
+            self._total_bytes -= biggest.shed()
             evicted += 1
         return evicted
 
@@ -638,9 +680,13 @@ class ReferenceGateway:
             return
         self._last_sweep = now
         for cache in self._tenants.values():
-            before = cache.bytes
-            self._counters.bump("evicted_ttl", cache.expire(now))
-            self._total_bytes += cache.bytes - before
+            self._expire(cache, now)
+
+    def _expire(self, cache: TenantCache, now: float) -> None:
+        """Drop one tenant's expired entries (locked; cheap when none are)."""
+        before = cache.bytes
+        self._counters.bump("evicted_ttl", cache.expire(now))
+        self._total_bytes += cache.bytes - before
 
     def _hit_response(self, chat: dict[str, Any], hit: Hit, namespace: str) -> GatewayResponse:
         age = max(0, int(self.config.clock() - hit.entry.written_at))
@@ -659,6 +705,7 @@ class ReferenceGateway:
         headers.append((REQUEST_ID_HEADER, f"req_{uuid.uuid4().hex[:16]}"))
         if not fmt.wants_stream(chat):
             return GatewayResponse.json(200, completion, headers)
-        events = fmt.sse_events(completion, include_usage=fmt.include_usage(chat))
+        # Built now, not lazily: a failure is this request's 500, not a broken stream.
+        events = list(fmt.sse_events(completion, include_usage=fmt.include_usage(chat)))
         sse_headers = [("content-type", SSE_TYPE), ("cache-control", "no-cache"), *headers]
         return GatewayResponse(200, sse_headers, chunks=events)

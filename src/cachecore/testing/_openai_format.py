@@ -120,6 +120,47 @@ def sse_events(completion: dict[str, Any], *, include_usage: bool) -> Iterator[b
     yield b"data: [DONE]\n\n"
 
 
+def completion_problem(completion: object) -> str | None:
+    """Why the gateway cannot cache and serve ``completion`` (any upstream's), or ``None``."""
+    if not isinstance(completion, dict):
+        return "it is not a JSON object"
+    choices = completion.get("choices")
+    if not isinstance(choices, list):
+        return "'choices' is not a list"
+    for i, choice in enumerate(choices):
+        if not isinstance(choice, dict):
+            return f"choices[{i}] is not an object"
+        message = choice.get("message")
+        if not isinstance(message, dict):
+            return f"choices[{i}].message is not an object"
+        if not isinstance(message.get("content"), (str, type(None))):
+            return f"choices[{i}].message.content is neither a string nor null"
+        calls = message.get("tool_calls")
+        if calls is not None and not (
+            isinstance(calls, list) and all(isinstance(c, dict) for c in calls)
+        ):
+            return f"choices[{i}].message.tool_calls is not a list of objects"
+    return None
+
+
+def l2_scope(body: dict[str, Any]) -> str:
+    """Everything but the prompt's text, as canonical JSON: L2 compares only requests
+    alike in it (parameters, tools, roles, image and other non-text parts)."""
+    messages = []
+    for message in body["messages"]:
+        content = message.get("content")
+        if isinstance(content, list):
+            content = [
+                {"type": "text"} if isinstance(p, dict) and p.get("type") == "text" else p
+                for p in content
+            ]
+        elif isinstance(content, str):
+            content = ""
+        messages.append({**message, "content": content})
+    rest = {k: v for k, v in body.items() if k not in DELIVERY_FIELDS and k != "messages"}
+    return json.dumps([rest, messages], sort_keys=True, separators=(",", ":"))
+
+
 def include_usage(body: dict[str, Any]) -> bool:
     options = body.get("stream_options")
     return isinstance(options, dict) and bool(options.get("include_usage"))

@@ -3,14 +3,16 @@
 Everything a tenant owns lives in its own ``TenantCache``, so isolation is
 structural: a lookup or an invalidation only ever sees one tenant's object.
 Inside a tenant, an entry answers only requests of the same *scope*: namespace
-(tenant and roles), model and declared deps (ids and expected hashes). The L1
-key includes the scope; the L2 index groups vectors by it. So a request for
-ticket T-2 can never be answered with ticket T-1's completion, however similar
-the prompts.
+(tenant and roles), declared deps (ids and expected hashes) and, for L2,
+everything in the request but the prompt's text (model, parameters, tools,
+roles, non-text parts). The L1 key includes namespace and deps; the L2 index
+groups vectors by the scope. So a request for ticket T-2 can never be answered
+with ticket T-1's completion, however similar the prompts.
 
 Bounded in everything a tenant can add: entries (``max_entries``, LRU), bytes
-(``max_bytes``: entries and recorded dep versions), L2 groups (dropped with their
-last entry) and dep versions (at most ``max_entries``, oldest forgotten first).
+(``max_bytes``: entries and recorded dep versions; dep versions alone at most
+half of it), L2 groups (dropped with their last entry) and dep versions (at
+most ``max_entries``, oldest forgotten first).
 
 Invalidation wins races. Each invalidation bumps the tenant's ``epoch`` and
 stamps the dep with it; a miss remembers the epoch it started at and, when its
@@ -51,7 +53,7 @@ class Entry:
     deps: dict[str, str]  # dep_id -> expected_hash declared when it was written
     written_at: float
     size: int = 0  # bytes charged to the tenant
-    group: tuple[str, str, str] = ("", "", "")  # (namespace, model, deps fingerprint)
+    group: tuple[str, str, str] = ("", "", "")  # (namespace, deps, request-shape digest)
     row: int = -1  # row in the tenant's vector index
 
 
@@ -61,11 +63,15 @@ class Hit:
     similarity: float | None  # None for an exact (L1) hit
 
 
+def _utf8(text: str) -> int:
+    return len(text.encode("utf-8", "surrogatepass"))
+
+
 def entry_size(entry: Entry, vector_bytes: int) -> int:
     """What an entry costs: its completion as JSON, key, deps, vector and overhead."""
     completion = len(json.dumps(entry.completion, separators=(",", ":")).encode("utf-8"))
-    deps = sum(len(d) + len(h) + DEP_OVERHEAD for d, h in entry.deps.items())
-    scope = sum(len(part) for part in entry.group)
+    deps = sum(_utf8(d) + _utf8(h) + DEP_OVERHEAD for d, h in entry.deps.items())
+    scope = sum(_utf8(part) for part in entry.group)
     return completion + len(entry.key) + deps + scope + vector_bytes + ENTRY_OVERHEAD
 
 
@@ -90,7 +96,8 @@ class TenantCache:
     dep_versions: OrderedDict[str, tuple[str, int]] = field(default_factory=OrderedDict)
     epoch: int = 0
     floor_epoch: int = 0
-    bytes: int = 0
+    bytes: int = 0  # entries and dep versions
+    dep_bytes: int = 0  # dep versions alone
     _written: dict[str, float] = field(default_factory=dict)  # key -> written_at, write order
     _by_dep: dict[str, set[str]] = field(default_factory=dict)  # dep_id -> entry keys
     _groups: dict[tuple[str, str, str], list[int]] = field(default_factory=dict)  # [id, count]
@@ -146,11 +153,12 @@ class TenantCache:
         if entry.key in self.entries:
             self._drop(entry.key)
         slot = self._groups.get(entry.group)
+        group_id = self._next_group if slot is None else slot[0]
+        entry.row = self._vectors().add(vector, group_id)  # raises before any change
         if slot is None:
-            slot = self._groups[entry.group] = [self._next_group, 0]
+            slot = self._groups[entry.group] = [group_id, 0]
             self._next_group += 1
         slot[1] += 1
-        entry.row = self._vectors().add(vector, slot[0])
         self._rows.append(entry.key)
         self.entries[entry.key] = entry
         self._written[entry.key] = entry.written_at
@@ -159,11 +167,32 @@ class TenantCache:
         self.bytes += entry.size
         evicted = 0
         while len(self.entries) > self.max_entries or self.bytes > self.max_bytes:
-            if not self.entries:
-                break  # only dep versions left over the bound: they trim themselves
-            self._drop(next(iter(self.entries)))
-            evicted += 1
+            oldest = next(iter(self.entries))
+            if oldest != entry.key:
+                self._drop(oldest)
+                evicted += 1
+            elif self.dep_versions:  # only the new entry left: recorded versions make room
+                self._forget_oldest_version()
+            else:
+                break  # cannot happen: entry.size <= max_bytes
         return Stored(True, evicted)
+
+    def shed(self) -> int:
+        """Free the least valuable bytes (LRU entry, else oldest dep version); return them."""
+        before = self.bytes
+        if self.entries:
+            self._drop(next(iter(self.entries)))
+        elif self.dep_versions:
+            self._forget_oldest_version()
+        return before - self.bytes
+
+    def _forget_oldest_version(self) -> None:
+        gone, (gone_hash, gone_epoch) = self.dep_versions.popitem(last=False)
+        size = _dep_size(gone, gone_hash)
+        self.bytes -= size
+        self.dep_bytes -= size
+        # A miss that began before this version cannot prove its deps untouched any more.
+        self.floor_epoch = max(self.floor_epoch, gone_epoch)
 
     def _deps_untouched(self, deps: Mapping[str, str], since_epoch: int) -> bool:
         for dep_id in deps:
@@ -178,15 +207,18 @@ class TenantCache:
         self.epoch += 1
         old = self.dep_versions.pop(dep_id, None)
         if old is not None:
-            self.bytes -= _dep_size(dep_id, old[0])
+            size = _dep_size(dep_id, old[0])
+            self.bytes -= size
+            self.dep_bytes -= size
         self.dep_versions[dep_id] = (new_hash, self.epoch)
-        self.bytes += _dep_size(dep_id, new_hash)
-        while len(self.dep_versions) > self.max_entries or (
-            self.bytes > self.max_bytes and len(self.dep_versions) > 1
+        size = _dep_size(dep_id, new_hash)
+        self.bytes += size
+        self.dep_bytes += size
+        # Versions keep at most half the byte bound, so entries always have room.
+        while len(self.dep_versions) > 1 and (
+            len(self.dep_versions) > self.max_entries or self.dep_bytes > self.max_bytes // 2
         ):
-            gone, (gone_hash, gone_epoch) = self.dep_versions.popitem(last=False)
-            self.bytes -= _dep_size(gone, gone_hash)
-            self.floor_epoch = max(self.floor_epoch, gone_epoch)
+            self._forget_oldest_version()
         stale = [
             key
             for key in self._by_dep.get(dep_id, ())
@@ -210,14 +242,6 @@ class TenantCache:
             gone += 1
         return gone
 
-    def evict_lru(self) -> int:
-        """Drop the least recently used entry; return the bytes freed (0 if empty)."""
-        if not self.entries:
-            return 0
-        before = self.bytes
-        self._drop(next(iter(self.entries)))
-        return before - self.bytes
-
     def _drop(self, key: str) -> None:
         entry = self.entries.pop(key)
         del self._written[key]
@@ -239,4 +263,4 @@ class TenantCache:
 
 
 def _dep_size(dep_id: str, new_hash: str) -> int:
-    return len(dep_id) + len(new_hash) + DEP_OVERHEAD
+    return _utf8(dep_id) + _utf8(new_hash) + DEP_OVERHEAD
