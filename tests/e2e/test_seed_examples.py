@@ -191,6 +191,14 @@ class Notebook:
         return out.getvalue()
 
     def close(self) -> None:
+        """Cancel what is left (the SDK's pool watchers close their pools), then close,
+        as ``asyncio.run`` does; a loop closed with pending tasks warns when they are
+        garbage-collected."""
+        pending = asyncio.all_tasks(self.loop)
+        for task in pending:
+            task.cancel()
+        if pending:
+            self.loop.run_until_complete(asyncio.wait(pending))
         self.loop.close()
 
 

@@ -66,6 +66,8 @@ async def test_async_face_with_blocking_upstream() -> None:
             json={"model": "m", "messages": [{"role": "user", "content": "x"}]},
             headers={AUTHORIZATION_HEADER: f"Bearer {token}"},
         )
+    await upstream.aclose()  # the async client of this event loop
+    upstream.close()
     assert response.headers[CACHE_HEADER] == "BYPASS"
 
 
