@@ -473,3 +473,21 @@ def test_a_dep_declared_twice_with_other_hashes_is_400(
     assert "twice" in error_of(twice)["message"]
     same = chat(http, token, "hello", headers=deps(("a", "1"), ("a", "1")))
     assert status(same) == "MISS"
+
+
+def test_a_remembered_token_is_refused_once_it_expires(
+    http: httpx.Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Verified tokens are remembered to skip the HMAC on hits, never past their exp."""
+    import time
+
+    gw = make_gateway(jwt_leeway=0)
+    with httpx.Client(transport=gw.transport(), base_url=IN_PROCESS_URL) as http:
+        token = gw.mint_token("t", expires_in=60)
+        assert status(chat(http, token, "hello")) == "MISS"
+        assert status(chat(http, token, "hello")) == "HIT_L1"
+        later = time.time() + 61
+        monkeypatch.setattr(time, "time", lambda: later)
+        expired = chat(http, token, "hello")
+    assert expired.status_code == 401
+    assert error_of(expired)["code"] == "token_expired"

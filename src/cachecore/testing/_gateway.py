@@ -22,9 +22,10 @@ import hashlib
 import json
 import logging
 import threading
+import time
 import uuid
 import weakref
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -77,6 +78,8 @@ WILDCARD_SCOPES = frozenset({"*", "admin"})
 HEAVY_BODY_BYTES = 64 * 1024
 #: Prompts longer than this are embedded off the event loop (async faces).
 HEAVY_PROMPT_CHARS = 4096
+#: Verified tokens remembered (LRU), so a hit does not recompute the HMAC.
+VERIFIED_TOKENS = 1024
 #: How often (seconds) expired entries of every tenant are swept when ``ttl`` is set.
 SWEEP_INTERVAL = 1.0
 
@@ -156,13 +159,9 @@ def _servable(completion: object) -> dict[str, Any] | GatewayResponse:
     return completion
 
 
-def _keys(
-    namespace: str, chat: dict[str, Any], deps: dict[str, str]
-) -> tuple[str, tuple[str, str, str]]:
-    """The L1 key and the L2 scope (namespace, deps, digest of all but the prompt's text)."""
-    fingerprint = deps_fingerprint(deps)
-    shape = hashlib.sha256(fmt.l2_scope(chat).encode("utf-8")).hexdigest()
-    return fmt.cache_key(namespace, chat, fingerprint), (namespace, fingerprint, shape)
+def _shape(chat: dict[str, Any]) -> str:
+    """A digest of all but the prompt's text: with namespace and deps, the L2 scope."""
+    return hashlib.sha256(fmt.l2_scope(chat).encode("utf-8")).hexdigest()
 
 
 def namespace_of(claims: Claims) -> str:
@@ -228,6 +227,7 @@ class ReferenceGateway:
         self._limiter = RateLimiter(config.rate_limit, config.burst, config.clock)
         self._lock = threading.Lock()
         self._tenants: dict[str, TenantCache] = {}
+        self._verified_tokens: OrderedDict[str, Claims] = OrderedDict()
         self._total_bytes = 0
         self._last_sweep = config.clock()
         self._counters = _Counters()
@@ -493,18 +493,38 @@ class ReferenceGateway:
             )
             return error(401, "missing_token", f"no tenant token: send it in {where}")
         try:
-            claims = verify_token(
-                token,
-                self.config.secret,
-                leeway=self.config.jwt_leeway,
-                max_lifetime=self.config.max_token_lifetime,
-            )
+            claims = self._verified(token)
         except TokenRejected as exc:
             return error(401, exc.code, exc.message)
         if claims.tenant_id in self.blocked_tenants:
             return error(403, "tenant_blocked", "this tenant is blocked on this gateway")
         if scope and claims.scope is not None and not (claims.scope & ({scope} | WILDCARD_SCOPES)):
             return error(403, "insufficient_scope", f"the token's scope does not include {scope!r}")
+        return claims
+
+    def _verified(self, token: str) -> Claims:
+        """``verify_token``, remembered for the token's life: a hit skips the HMAC.
+
+        Only verified tokens are remembered (at most ``VERIFIED_TOKENS``), and a
+        remembered one is dropped once it expires, so it is re-verified, and refused.
+        """
+        with self._lock:
+            claims = self._verified_tokens.get(token)
+            if claims is not None:
+                if time.time() <= claims.expires_at + self.config.jwt_leeway:
+                    self._verified_tokens.move_to_end(token)
+                    return claims
+                del self._verified_tokens[token]
+        claims = verify_token(
+            token,
+            self.config.secret,
+            leeway=self.config.jwt_leeway,
+            max_lifetime=self.config.max_token_lifetime,
+        )
+        with self._lock:
+            self._verified_tokens[token] = claims
+            while len(self._verified_tokens) > VERIFIED_TOKENS:
+                self._verified_tokens.popitem(last=False)
         return claims
 
     @staticmethod
@@ -610,7 +630,8 @@ class ReferenceGateway:
                 f" the reference gateway embeds at most {self.config.max_prompt_chars} for L2"
                 " (GatewayConfig.max_prompt_chars, or l2_threshold=None to cache without L2)",
             )
-        key, scope = yield Compute(_keys, (namespace, chat, deps), heavy)
+        fingerprint = deps_fingerprint(deps)
+        key = yield Compute(fmt.cache_key, (namespace, chat, fingerprint), heavy)
         tenant_id = claims.tenant_id
         with self._lock:
             cache = self._tenant(tenant_id)
@@ -619,6 +640,8 @@ class ReferenceGateway:
             hit = cache.exact(key, self.config.clock())
         if hit is not None:
             return self._hit_response(chat, hit, namespace)
+        shape = yield Compute(_shape, (chat,), heavy)
+        scope = (namespace, fingerprint, shape)
         vector: Sequence[float] = ()
         if threshold is not None:
             vector = yield Compute(self._embed, (text,), len(text) > HEAVY_PROMPT_CHARS)
