@@ -27,6 +27,16 @@ if TYPE_CHECKING:
     from cachecore.testing import ServerLimits
 
 
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"must be 0 to 65535, got {port}")
+    return port
+
+
 def _add_gateway(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "gateway",
@@ -40,7 +50,9 @@ def _add_gateway(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         default="127.0.0.1",
         help="address to listen on (default 127.0.0.1; others get a warning: a test gateway)",
     )
-    p.add_argument("--port", type=int, default=8080, help="port (default 8080; 0 picks a free one)")
+    p.add_argument(
+        "--port", type=_port, default=8080, help="port (default 8080; 0 picks a free one)"
+    )
     secret = p.add_mutually_exclusive_group()
     secret.add_argument(
         "--secret-file",

@@ -210,6 +210,7 @@ def add_token(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     inspect.set_defaults(run=run_token_inspect)
     mint = tsub.add_parser(
         "mint",
+        allow_abbrev=False,  # "--secret VALUE" must not be taken for --secret-file
         help="mint a tenant token for the reference gateway (cachecore gateway)",
         description=(
             "Sign a tenant token with the reference gateway's HS256 secret and print it "
@@ -228,7 +229,18 @@ def add_token(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         metavar="PATH",
         help=f"file holding the secret, at least 32 bytes (default: ${SECRET_ENV}); '-' for stdin",
     )
+    mint.add_argument("--secret", nargs="?", action=_RefuseSecretValue, help=argparse.SUPPRESS)
     mint.set_defaults(run=run_token_mint)
+
+
+class _RefuseSecretValue(argparse.Action):
+    """``--secret VALUE`` on ``token mint``: refused without repeating the value."""
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: object) -> None:
+        parser.error(
+            f"--secret is not accepted: the secret would show in ps and shell history;"
+            f" set ${SECRET_ENV} or pass --secret-file PATH ('-' for stdin)"
+        )
 
 
 #: The reference gateway's signing secret, as ``cachecore gateway`` reads it.

@@ -130,3 +130,27 @@ def test_cache_bounds_are_parsed(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         build_parser().parse_args(["gateway", "--max-tenant-mb", "-1"])
     assert "must be > 0 megabytes" in capsys.readouterr().err
+
+
+def test_token_mint_refuses_secret_on_argv_without_repeating_it(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """``--secret VALUE`` was taken as ``--secret-file`` and the value printed back."""
+    from cachecore.__main__ import main
+
+    value = "my-real-production-secret-0123456789abcdef"
+    with pytest.raises(SystemExit) as exit_info:
+        main(["token", "mint", "--tenant", "acme", "--secret", value])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "--secret is not accepted" in err
+    assert "CACHECORE_JWT_SECRET" in err
+    assert value not in err
+
+
+@pytest.mark.parametrize("port", ["99999", "-1", "http"])
+def test_a_bad_port_is_a_usage_error(port: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        build_parser().parse_args(["gateway", "--port", port])
+    assert exit_info.value.code == 2
+    assert "argument --port" in capsys.readouterr().err

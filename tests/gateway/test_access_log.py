@@ -14,7 +14,8 @@ from cachecore.testing import IN_PROCESS_URL, ReferenceGateway, mint_token
 ACCESS = "cachecore.testing.access"
 LINE = re.compile(
     r"^(?P<method>\S+) (?P<path>\S+) tenant=(?P<tenant>\S+) cache=(?P<cache>\S+)"
-    r"(?: similarity=(?P<similarity>\S+))? status=(?P<status>\d{3}) (?P<ms>\d+\.\d)ms$"
+    r"(?: similarity=(?P<similarity>\S+))? status=(?P<status>\d{3})(?: why=(?P<why>\S+))?"
+    r" (?P<ms>\d+\.\d)ms$"
 )
 
 
@@ -105,3 +106,20 @@ async def test_async_transport_logs_too(
         "-",
         "200",
     )
+
+
+def test_lines_say_why(
+    http: httpx.Client, gw: ReferenceGateway, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A miss says its deps and the best L2 similarity under the threshold; a 401 its code."""
+    caplog.set_level(logging.INFO, logger=ACCESS)
+    token = gw.mint_token("acme")
+    chat(http, token, "What is the capital of France?")
+    chat(http, token, "Tell me France's capital city")
+    chat(http, mint_token("another-secret-of-at-least-32-bytes-long", "acme"), "hi")
+    first, second, refused = access_lines(caplog)
+    assert first["why"] == "deps:0,l2_best:none<0.87"
+    assert second["cache"] == "MISS"
+    best = second["why"].removeprefix("deps:0,l2_best:").removesuffix("<0.87")
+    assert 0.0 < float(best) < 0.87
+    assert refused["why"] == "bad_signature"

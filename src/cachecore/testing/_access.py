@@ -7,7 +7,9 @@ per answered request, so a user can see why a call missed::
 
 The line has the method, the path (never the query string), the tenant the token
 named (``-`` when none was verified), the ``X-Cache`` status, the similarity of an
-L2 hit, the status code and the milliseconds from the request's arrival to its
+L2 hit, the status code, why (an error's code; for a miss, the deps declared, the
+best L2 similarity under the threshold or ``none`` when no entry shares the
+scope, and whether the answer was not stored), and the milliseconds from the request's arrival to its
 answer being sent (in-process: handed to httpx; a stream's chunks not included).
 Never the token or any other header. Untrusted text (method, path) is escaped so
 a line cannot be forged or split. The library only logs: the ``cachecore gateway``
@@ -53,13 +55,14 @@ def log_access(
     cache = response.header(CACHE_HEADER) or "-"
     similarity = response.header(SIMILARITY_HEADER) if cache == "HIT_L2" else None
     access_log.info(
-        "%s %s tenant=%s cache=%s%s status=%d %.1fms%s",
+        "%s %s tenant=%s cache=%s%s status=%d%s %.1fms%s",
         _printable(request.method, 16),
         _printable(request.path),
         _printable(response.tenant, 100) if response.tenant else "-",
         _printable(cache, 32),
         f" similarity={_printable(similarity, 16)}" if similarity else "",
         response.status,
+        f" why={_printable(response.why, 120)}" if response.why else "",
         elapsed_ms,
         f" ({note})" if note else "",
     )

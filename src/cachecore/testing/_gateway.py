@@ -643,21 +643,27 @@ class ReferenceGateway:
         shape = yield Compute(_shape, (chat,), heavy)
         scope = (namespace, fingerprint, shape)
         vector: Sequence[float] = ()
+        why = [f"deps:{len(deps)}"]
         if threshold is not None:
             vector = yield Compute(self._embed, (text,), len(text) > HEAVY_PROMPT_CHARS)
             with self._lock:
-                hit = cache.similar(vector, scope, threshold, self.config.clock())
-            if hit is not None:
-                return self._hit_response(chat, hit, namespace)
+                found = cache.similar(vector, scope, threshold, self.config.clock())
+            if isinstance(found, Hit):
+                return self._hit_response(chat, found, namespace)
+            best = "none" if found is None else f"{found:.3f}"
+            why.append(f"l2_best:{best}<{threshold:g}")
         completion = yield CallUpstream(chat, heavy)
         if isinstance(completion, GatewayResponse):
             return completion
         entry = Entry(key, completion, deps, self.config.clock(), group=scope)
         entry.size = entry_size(entry, len(vector) * 8)
-        self._store(tenant_id, cache, entry, vector, since)
+        outcome = self._store(tenant_id, cache, entry, vector, since)
+        if outcome:
+            why.append(outcome)
         headers = [(CACHE_HEADER, "MISS"), (NAMESPACE_HINT_HEADER, namespace[:12])]
         response = self._answer(chat, completion, headers)
         response.delay = self.upstream.latency
+        response.why = ",".join(why)
         return response
 
     def _embed(self, text: str) -> list[float]:
@@ -670,11 +676,12 @@ class ReferenceGateway:
         entry: Entry,
         vector: Sequence[float],
         since: int,
-    ) -> None:
+    ) -> str:
+        """Store a miss's answer; say why it was not stored (``""`` when it was)."""
         with self._lock:
             self._counters.bump("misses")
             if self._tenants.get(tenant_id) is not cache:
-                return  # clear() ran while the miss was in flight
+                return "not_stored:cleared"  # clear() ran while the miss was in flight
             self._sweep(entry.written_at)
             self._expire(cache, entry.written_at)
             before = cache.bytes
@@ -684,6 +691,9 @@ class ReferenceGateway:
             self._counters.bump("stale_not_stored", int(result.stale))
             self._counters.bump("too_large_not_stored", int(result.too_large))
             self._counters.bump("evicted_bytes", self._enforce_total_bytes())
+        if result.stale:
+            return "not_stored:dep_invalidated_in_flight"
+        return "not_stored:too_large" if result.too_large else ""
 
     def _enforce_total_bytes(self) -> int:
         """Evict from the tenant holding the most bytes until under the global cap (locked)."""

@@ -64,6 +64,9 @@ class GatewayResponse:
     chunk_delay: float = 0.0
     #: The tenant the request's token named, once verified (for the access log).
     tenant: str | None = None
+    #: Why the gateway answered so, for the access log: an error's code, or what a
+    #: miss found (deps declared, the best L2 similarity under the threshold).
+    why: str = ""
 
     @classmethod
     def json(
@@ -95,4 +98,6 @@ def error(
     """An OpenAI-style error body: ``{"error": {"message", "type", "code"}}``."""
     kind = _ERROR_TYPES.get(status, "server_error" if status >= 500 else "invalid_request_error")
     payload = {"error": {"message": message, "type": kind, "code": code, "param": None}}
-    return GatewayResponse.json(status, payload, headers)
+    response = GatewayResponse.json(status, payload, headers)
+    response.why = code
+    return response

@@ -125,17 +125,18 @@ class TenantCache:
 
     def similar(
         self, vector: Sequence[float], group: tuple[str, str, str], threshold: float, now: float
-    ) -> Hit | None:
-        """The closest entry of the same scope, if at or above ``threshold``."""
+    ) -> Hit | float | None:
+        """The closest entry of the same scope if at or above ``threshold``; else the
+        best similarity found under it, or ``None`` when the scope holds no entry."""
         slot = self._groups.get(group)
         if slot is None:
             return None
         found = self._vectors().best(vector, slot[0])
-        if found is None or found[1] < threshold:
+        if found is None:
             return None
         entry = self.entries[self._rows[found[0]]]
-        if self._expired(entry, now):
-            return None
+        if found[1] < threshold or self._expired(entry, now):
+            return found[1]
         self.entries.move_to_end(entry.key)
         return Hit(entry, min(1.0, max(0.0, found[1])))
 
