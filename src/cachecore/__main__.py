@@ -9,6 +9,7 @@ and one command function.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -90,6 +91,10 @@ def _megabytes(text: str) -> int:
     return int(value * 1024 * 1024)
 
 
+#: ``GatewayConfig`` fields set by ``_add_gateway_cache_options`` (default: the config's).
+_BOUNDS = ("max_tenant_bytes", "max_total_bytes", "max_prompt_chars")
+
+
 def _add_gateway_cache_options(p: argparse.ArgumentParser) -> None:
     bounds = p.add_argument_group("cache bounds (see GatewayConfig in docs/testing.md)")
     bounds.add_argument(
@@ -101,7 +106,6 @@ def _add_gateway_cache_options(p: argparse.ArgumentParser) -> None:
     bounds.add_argument(
         "--max-tenant-mb",
         type=_megabytes,
-        default=64 * 1024 * 1024,
         dest="max_tenant_bytes",
         metavar="MB",
         help="megabytes of entries and dep versions per tenant (default 64)",
@@ -109,7 +113,6 @@ def _add_gateway_cache_options(p: argparse.ArgumentParser) -> None:
     bounds.add_argument(
         "--max-total-mb",
         type=_megabytes,
-        default=512 * 1024 * 1024,
         dest="max_total_bytes",
         metavar="MB",
         help="megabytes across all tenants; the biggest tenant is evicted first (default 512)",
@@ -117,7 +120,6 @@ def _add_gateway_cache_options(p: argparse.ArgumentParser) -> None:
     bounds.add_argument(
         "--max-prompt-chars",
         type=int,
-        default=200_000,
         help="longest prompt embedded for L2; longer ones get 413 (default 200000)",
     )
 
@@ -235,10 +237,10 @@ def _cmd_gateway(args: argparse.Namespace) -> int:
             max_token_lifetime=args.max_token_lifetime,
             upstream=upstream,
             ttl=args.ttl,
-            max_tenant_bytes=args.max_tenant_bytes,
-            max_total_bytes=args.max_total_bytes,
-            max_prompt_chars=args.max_prompt_chars,
         )
+        # Bounds given on the command line; the others keep GatewayConfig's defaults.
+        bounds = {name: getattr(args, name) for name in _BOUNDS if getattr(args, name) is not None}
+        config = dataclasses.replace(config, **bounds)
         limits = _gateway_limits(args)
         server = make_server(
             ReferenceGateway(config), log_level="warning" if args.quiet else "info", limits=limits

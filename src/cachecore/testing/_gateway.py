@@ -301,11 +301,8 @@ class ReferenceGateway:
         """Answer one request, every step inline. Never raises; never sleeps (the face
         waits ``delay``)."""
         record: dict[str, Any] = {}
-        fault = self.faults.take(request.method, request.path)
-        if fault is not None and fault.status is not None:
-            return self._done(request, self._fault_response(fault), record)
         try:
-            flow = self._route(request, record)
+            flow = self._flow(request, record)
             value: Any = None
             while True:
                 try:
@@ -319,16 +316,13 @@ class ReferenceGateway:
                     value = self._call_upstream(step.chat)
         except Exception:  # a bug, never bad input: keep serving
             response = self._internal_error(request)
-        return self._done(request, response, record, fault)
+        return self._done(request, response, record)
 
     async def handle_async(self, request: GatewayRequest) -> GatewayResponse:
         """``handle`` for event loops: the upstream awaited, heavy work in worker threads."""
         record: dict[str, Any] = {}
-        fault = self.faults.take(request.method, request.path)
-        if fault is not None and fault.status is not None:
-            return self._done(request, self._fault_response(fault), record)
         try:
-            flow = self._route(request, record)
+            flow = self._flow(request, record)
             value: Any = None
             while True:
                 try:
@@ -342,7 +336,7 @@ class ReferenceGateway:
                     value = await self._call_upstream_async(step)
         except Exception:  # a bug, never bad input: keep serving
             response = self._internal_error(request)
-        return self._done(request, response, record, fault)
+        return self._done(request, response, record)
 
     async def _compute_async(self, step: Compute) -> Any:
         if not step.heavy:
@@ -381,12 +375,10 @@ class ReferenceGateway:
         return error(500, "internal_error", "the reference gateway failed; see its log")
 
     def _done(
-        self,
-        request: GatewayRequest,
-        response: GatewayResponse,
-        record: dict[str, Any],
-        fault: Fault | None = None,
+        self, request: GatewayRequest, response: GatewayResponse, record: dict[str, Any]
     ) -> GatewayResponse:
+        """Add a delay-only fault's wait, and record the request (both drivers, every answer)."""
+        fault: Fault | None = record.get("fault")
         if fault is not None:
             response.delay += fault.delay
         response.tenant = record.get("tenant")
@@ -417,6 +409,14 @@ class ReferenceGateway:
         return response
 
     # -- the flow ---------------------------------------------------------------
+
+    def _flow(self, request: GatewayRequest, record: dict[str, Any]) -> _Flow:
+        """An injected fault's answer, or the routed request (a delay-only fault waits)."""
+        fault = self.faults.take(request.method, request.path)
+        if fault is not None and fault.status is not None:
+            return self._fault_response(fault)
+        record["fault"] = fault
+        return (yield from self._route(request, record))
 
     def _route(self, request: GatewayRequest, record: dict[str, Any]) -> _Flow:
         route = ROUTES.get(request.path)
