@@ -13,7 +13,7 @@ import dataclasses
 import os
 import sys
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from cachecore._cli import (
     SECRET_ENV,
@@ -69,9 +69,7 @@ def _add_gateway(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         metavar="SECONDS",
         help="refuse tokens that expire further than this from now (default: no limit)",
     )
-    p.add_argument("--l2-threshold", type=float, default=0.87, help="L2 similarity (default 0.87)")
     p.add_argument("--rate-limit", type=float, default=0.0, help="requests/s per tenant, 0 = off")
-    p.add_argument("--max-entries", type=int, default=10_000, help="entries kept per tenant")
     p.add_argument("--upstream", help="OpenAI-compatible base URL (…/v1); default: offline model")
     p.add_argument(
         "--upstream-key-env", default="OPENAI_API_KEY", help="env var with the upstream key"
@@ -84,22 +82,89 @@ def _add_gateway(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
 # -- cachecore gateway: cache bounds --------------------------------------------------
 
 
+#: What ``--l2-threshold off`` and ``--max-total-mb off`` parse to: ``None`` in ``GatewayConfig``.
+_OFF = "off"
+
+
+def _number(text: str, convert: Callable[[str], float]) -> float:
+    try:
+        return convert(text)
+    except ValueError:
+        kind = "a whole number" if convert is int else "a number"
+        raise argparse.ArgumentTypeError(f"must be {kind}, got {text!r}") from None
+
+
 def _megabytes(text: str) -> int:
-    value = float(text)
-    if value <= 0:
+    value = _number(text, float)
+    if not value > 0:
         raise argparse.ArgumentTypeError(f"must be > 0 megabytes, got {text}")
     return int(value * 1024 * 1024)
 
 
+def _megabytes_or_off(text: str) -> int | str:
+    return _OFF if text.strip().lower() == _OFF else _megabytes(text)
+
+
+def _positive_int(text: str) -> int:
+    value = int(_number(text, int))
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {text}")
+    return value
+
+
+def _positive_seconds(text: str) -> float:
+    value = _number(text, float)
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text}")
+    return value
+
+
+def _similarity_or_off(text: str) -> float | str:
+    if text.strip().lower() == _OFF:
+        return _OFF
+    value = _number(text, float)
+    if not 0.0 < value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be in (0, 1], or off, got {text}")
+    return value
+
+
 #: ``GatewayConfig`` fields set by ``_add_gateway_cache_options`` (default: the config's).
-_BOUNDS = ("max_tenant_bytes", "max_total_bytes", "max_prompt_chars")
+_BOUNDS = (
+    "l2_threshold",
+    "max_entries",
+    "max_tenant_bytes",
+    "max_total_bytes",
+    "max_prompt_chars",
+    "max_model_chars",
+    "max_dep_chars",
+    "max_deps",
+)
+
+
+def _gateway_bounds(args: argparse.Namespace) -> dict[str, Any]:
+    """The bounds given on the command line (``off`` is ``None``); the rest keep their defaults."""
+    given = {name: getattr(args, name) for name in _BOUNDS}
+    return {name: None if v == _OFF else v for name, v in given.items() if v is not None}
 
 
 def _add_gateway_cache_options(p: argparse.ArgumentParser) -> None:
     bounds = p.add_argument_group("cache bounds (see GatewayConfig in docs/testing.md)")
     bounds.add_argument(
+        "--l2-threshold",
+        type=_similarity_or_off,
+        metavar="SIMILARITY",
+        help="least cosine similarity for an L2 hit, or off: exact (L1) hits only (default 0.87)",
+    )
+    bounds.add_argument(
+        "--max-entries",
+        type=_positive_int,
+        metavar="N",
+        help="entries kept per tenant (default 10000)",
+    )
+    bounds.add_argument(
         "--ttl",
-        type=float,
+        type=_positive_seconds,
+        metavar="SECONDS",
         default=None,
         help="seconds an entry is served (default: until evicted)",
     )
@@ -112,15 +177,35 @@ def _add_gateway_cache_options(p: argparse.ArgumentParser) -> None:
     )
     bounds.add_argument(
         "--max-total-mb",
-        type=_megabytes,
+        type=_megabytes_or_off,
         dest="max_total_bytes",
         metavar="MB",
-        help="megabytes across all tenants; the biggest tenant is evicted first (default 512)",
+        help="megabytes across all tenants, or off; the biggest tenant is evicted first"
+        " (default 512)",
     )
     bounds.add_argument(
         "--max-prompt-chars",
-        type=int,
+        type=_positive_int,
+        metavar="N",
         help="longest prompt embedded for L2; longer ones get 413 (default 200000)",
+    )
+    bounds.add_argument(
+        "--max-model-chars",
+        type=_positive_int,
+        metavar="N",
+        help="longest model name; longer ones get 400 (default 256)",
+    )
+    bounds.add_argument(
+        "--max-dep-chars",
+        type=_positive_int,
+        metavar="N",
+        help="longest dep id or hash; longer ones get 400 (default 512)",
+    )
+    bounds.add_argument(
+        "--max-deps",
+        type=_positive_int,
+        metavar="N",
+        help="deps one request may declare; more get 400 (default 64)",
     )
 
 
@@ -231,16 +316,13 @@ def _cmd_gateway(args: argparse.Namespace) -> int:
     try:
         config = GatewayConfig(
             secret=secret,
-            l2_threshold=args.l2_threshold,
             rate_limit=args.rate_limit,
-            max_entries=args.max_entries,
             max_token_lifetime=args.max_token_lifetime,
             upstream=upstream,
             ttl=args.ttl,
         )
         # Bounds given on the command line; the others keep GatewayConfig's defaults.
-        bounds = {name: getattr(args, name) for name in _BOUNDS if getattr(args, name) is not None}
-        config = dataclasses.replace(config, **bounds)
+        config = dataclasses.replace(config, **_gateway_bounds(args))
         limits = _gateway_limits(args)
         server = make_server(
             ReferenceGateway(config), log_level="warning" if args.quiet else "info", limits=limits

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -102,8 +103,6 @@ def test_bad_limits_are_one_line_and_exit_2(
 @pytest.mark.parametrize(
     ("options", "named"),
     [
-        (["--ttl", "0"], "ttl"),
-        (["--max-prompt-chars", "0"], "max_prompt_chars"),
         (["--max-tenant-mb", "2", "--max-total-mb", "1"], "max_total_bytes"),
     ],
 )
@@ -130,6 +129,91 @@ def test_cache_bounds_are_parsed(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         build_parser().parse_args(["gateway", "--max-tenant-mb", "-1"])
     assert "must be > 0 megabytes" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "said"),
+    [
+        ("--ttl", "0", "must be a positive number of seconds, got 0"),
+        ("--ttl", "inf", "must be a positive number of seconds, got inf"),
+        ("--ttl", "soon", "must be a number, got 'soon'"),
+        ("--max-prompt-chars", "0", "must be at least 1, got 0"),
+        ("--max-model-chars", "1.5", "must be a whole number, got '1.5'"),
+        ("--max-dep-chars", "-3", "must be at least 1, got -3"),
+        ("--max-deps", "many", "must be a whole number, got 'many'"),
+        ("--max-entries", "0", "must be at least 1, got 0"),
+        ("--max-total-mb", "nan", "must be > 0 megabytes, got nan"),
+        ("--l2-threshold", "3", "must be in (0, 1], or off, got 3"),
+        ("--l2-threshold", "0", "must be in (0, 1], or off, got 0"),
+    ],
+)
+def test_bad_cache_bounds_are_usage_errors_naming_the_option(
+    option: str, value: str, said: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        build_parser().parse_args(["gateway", option, value])
+    assert exit_info.value.code == 2
+    assert f"argument {option}: {said}" in capsys.readouterr().err
+
+
+def test_cache_bounds_off_and_defaults_reach_the_config() -> None:
+    from cachecore.__main__ import _gateway_bounds
+    from cachecore.testing import GatewayConfig
+
+    base = GatewayConfig(secret=SECRET)
+    args = build_parser().parse_args(
+        [
+            "gateway",
+            "--l2-threshold",
+            "OFF",
+            "--max-total-mb",
+            "off",
+            "--max-model-chars",
+            "1000",
+            "--max-dep-chars",
+            "2048",
+            "--max-deps",
+            "128",
+            "--max-entries",
+            "50",
+        ]
+    )
+    config = dataclasses.replace(base, **_gateway_bounds(args))
+    assert config.l2_threshold is None
+    assert config.max_total_bytes is None
+    assert (config.max_model_chars, config.max_dep_chars, config.max_deps) == (1000, 2048, 128)
+    assert config.max_entries == 50
+    # Options not given keep GatewayConfig's own defaults.
+    untouched = dataclasses.replace(base, **_gateway_bounds(build_parser().parse_args(["gateway"])))
+    assert untouched == base
+
+
+def test_gateway_help_states_gateway_configs_defaults(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """``--help`` restates each bound's default: it must be GatewayConfig's."""
+    from cachecore.testing import GatewayConfig
+
+    config = GatewayConfig(secret=SECRET)
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["gateway", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    mib = 1024 * 1024
+    expected = {
+        "--l2-threshold": config.l2_threshold,
+        "--max-entries": config.max_entries,
+        "--max-tenant-mb": config.max_tenant_bytes // mib,
+        "--max-total-mb": (config.max_total_bytes or 0) // mib,
+        "--max-prompt-chars": config.max_prompt_chars,
+        "--max-model-chars": config.max_model_chars,
+        "--max-dep-chars": config.max_dep_chars,
+        "--max-deps": config.max_deps,
+    }
+    for flag, default in expected.items():
+        start = text.index(f" {flag} ") + 1
+        end = text.find(" --", start + len(flag))
+        help_text = text[start:] if end == -1 else text[start:end]
+        assert f"(default {default})" in help_text, help_text
 
 
 def test_token_mint_refuses_secret_on_argv_without_repeating_it(

@@ -442,6 +442,8 @@ def test_prompt_model_and_dep_caps_over_loopback() -> None:
             err = _error(answer)
             assert err["code"] == code
             assert f"GatewayConfig.{setting}" in err["message"]
+            flag = "--" + setting.replace("_", "-")
+            assert f"cachecore gateway {flag} N" in err["message"]
 
         at_cap = post(chat_body("p" * (2000 - prefix)))
         assert at_cap.status_code == 200

@@ -78,10 +78,16 @@ WILDCARD_SCOPES = frozenset({"*", "admin"})
 HEAVY_BODY_BYTES = 64 * 1024
 #: Prompts longer than this are embedded off the event loop (async faces).
 HEAVY_PROMPT_CHARS = 4096
+
 #: Verified tokens remembered (LRU), so a hit does not recompute the HMAC.
 VERIFIED_TOKENS = 1024
 #: How often (seconds) expired entries of every tenant are swept when ``ttl`` is set.
 SWEEP_INTERVAL = 1.0
+
+
+def _setting(field: str, flag: str) -> str:
+    """Where a refused request's limit is set: in Python, and on ``cachecore gateway``."""
+    return f" (GatewayConfig.{field}; cachecore gateway {flag})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -436,7 +442,8 @@ class ReferenceGateway:
             return error(
                 413,
                 "body_too_large",
-                f"request bodies are capped at {self.config.max_body_bytes} bytes",
+                f"request bodies are capped at {self.config.max_body_bytes} bytes"
+                " (GatewayConfig.max_body_bytes)",
             )
         bypass = request.path == CHAT_COMPLETIONS_PATH and TOKEN_HEADER_LC not in request.headers
         claims = self._authenticate(request, scope, bypass)
@@ -467,7 +474,8 @@ class ReferenceGateway:
                 400,
                 "model_too_long",
                 f"'model' has {len(chat['model'])} characters; the reference gateway accepts"
-                f" at most {self.config.max_model_chars} (GatewayConfig.max_model_chars)",
+                f" at most {self.config.max_model_chars}"
+                + _setting("max_model_chars", "--max-model-chars N"),
             )
         if bypass:
             completion = yield CallUpstream(chat, heavy)
@@ -550,7 +558,7 @@ class ReferenceGateway:
             400,
             "dep_too_long",
             f"{what} has {len(value)} characters; the reference gateway accepts at most"
-            f" {limit} (GatewayConfig.max_dep_chars)",
+            f" {limit}" + _setting("max_dep_chars", "--max-dep-chars N"),
         )
 
     def _invalidate(self, claims: Claims, body: dict[str, Any]) -> GatewayResponse:
@@ -603,7 +611,7 @@ class ReferenceGateway:
                 400,
                 "too_many_deps",
                 f"{DEPS_HEADER} declares {len(deps)} deps; the reference gateway accepts at"
-                f" most {self.config.max_deps} per request (GatewayConfig.max_deps)",
+                f" most {self.config.max_deps} per request" + _setting("max_deps", "--max-deps N"),
             )
         for dep_id, expected in deps.items():
             too_long = self._too_long("a dep id", dep_id) or self._too_long(
@@ -628,7 +636,8 @@ class ReferenceGateway:
                 "prompt_too_long",
                 f"the prompt text (each message's role and text) has {len(text)} characters;"
                 f" the reference gateway embeds at most {self.config.max_prompt_chars} for L2"
-                " (GatewayConfig.max_prompt_chars, or l2_threshold=None to cache without L2)",
+                " (GatewayConfig.max_prompt_chars, or l2_threshold=None to cache without L2;"
+                " cachecore gateway --max-prompt-chars N, or --l2-threshold off)",
             )
         fingerprint = deps_fingerprint(deps)
         key = yield Compute(fmt.cache_key, (namespace, chat, fingerprint), heavy)
