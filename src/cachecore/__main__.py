@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+import shlex
 import sys
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -297,6 +298,19 @@ def _gateway_secret(args: argparse.Namespace) -> str:
     return str(args.secret)
 
 
+def _mint_hint(args: argparse.Namespace) -> str:
+    """The ``cachecore token mint`` command for this gateway's secret, given the same way.
+
+    Pasted into a shell it runs as is (what is not a command is a ``#`` comment).
+    """
+    if args.secret_file is None:
+        where = f"# with ${SECRET_ENV} set to the same secret"
+        return f"cachecore token mint --tenant NAME  {where}"
+    if args.secret_file == "-":
+        return "cachecore token mint --secret-file - --tenant NAME  # the same secret on stdin"
+    return f"cachecore token mint --secret-file {shlex.quote(args.secret_file)} --tenant NAME"
+
+
 def _cmd_gateway(args: argparse.Namespace) -> int:
     try:
         secret = _gateway_secret(args)
@@ -340,10 +354,7 @@ def _cmd_gateway(args: argparse.Namespace) -> int:
             flush=True,
         )
     print(f"cachecore reference gateway listening on {url_of(sock)}", flush=True)
-    print(
-        f"  a tenant token: {SECRET_ENV}=<the same secret> cachecore token mint --tenant NAME",
-        flush=True,
-    )
+    print(f"  a tenant token: {_mint_hint(args)}", flush=True)
     _configure_gateway_logging(args.quiet)
     server.run(sockets=[sock])
     return 0

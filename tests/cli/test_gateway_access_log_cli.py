@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import shlex
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -20,10 +23,19 @@ SECRET = "a-gateway-cli-secret-of-more-than-32-bytes"
 ACCESS = "cachecore.testing.access"
 
 
-def run_gateway(tmp_path: Path, *extra: str, requests: int) -> tuple[str, str]:
-    """Start ``cachecore gateway --port 0``, make ``requests`` + 1 calls, stop it: (token, stderr)."""
+@contextmanager
+def gateway_process(
+    tmp_path: Path, *extra: str, env_secret: bool = True
+) -> Iterator[tuple[str, str, list[str]]]:
+    """Run ``cachecore gateway --port 0`` until the block ends: (url, its hint, stderr lines).
+
+    The stderr list is filled when the block ends (the process is stopped first).
+    """
     src = Path(__file__).resolve().parents[2] / "src"
-    env = {**os.environ, "CACHECORE_JWT_SECRET": SECRET, "PYTHONPATH": str(src)}
+    env = {**os.environ, "PYTHONPATH": str(src)}
+    env.pop("CACHECORE_JWT_SECRET", None)
+    if env_secret:
+        env["CACHECORE_JWT_SECRET"] = SECRET
     proc = subprocess.Popen(
         [sys.executable, "-m", "cachecore", "gateway", "--port", "0", *extra],
         stdout=subprocess.PIPE,
@@ -32,11 +44,12 @@ def run_gateway(tmp_path: Path, *extra: str, requests: int) -> tuple[str, str]:
         env=env,
         cwd=tmp_path,
     )
-    token = mint_token(SECRET, "cli-tenant")
+    err: list[str] = []
     try:
         assert proc.stdout is not None
         url = proc.stdout.readline().strip().rsplit(" ", 1)[-1]
         assert url.startswith("http://127.0.0.1:")
+        hint = proc.stdout.readline().strip()
         deadline = time.monotonic() + 10
         while True:  # refused until uvicorn listens; the first answer is one request
             try:
@@ -45,19 +58,63 @@ def run_gateway(tmp_path: Path, *extra: str, requests: int) -> tuple[str, str]:
             except httpx.ConnectError:
                 assert time.monotonic() < deadline, "the gateway did not start"
                 time.sleep(0.05)
-        with httpx.Client(base_url=url, timeout=5) as client:
-            for _ in range(requests):
-                answer = client.post(
-                    "/v1/chat/completions",
-                    json={"model": "m", "messages": [{"role": "user", "content": "hi"}]},
-                    headers={TOKEN_HEADER: token},
-                )
-                assert answer.status_code == 200
-            assert answer.headers[CACHE_HEADER] == "HIT_L1"
+        yield url, hint, err
     finally:
         proc.terminate()
-        _, err = proc.communicate(timeout=10)
-    return token, err
+        _, stderr = proc.communicate(timeout=10)
+        err.extend(stderr.splitlines())
+
+
+def chat_twice(url: str, token: str, requests: int = 2) -> None:
+    """``requests`` identical chats: 200 each, the last a ``HIT_L1``."""
+    with httpx.Client(base_url=url, timeout=5) as client:
+        for _ in range(requests):
+            answer = client.post(
+                "/v1/chat/completions",
+                json={"model": "m", "messages": [{"role": "user", "content": "hi"}]},
+                headers={TOKEN_HEADER: token},
+            )
+            assert answer.status_code == 200
+        assert answer.headers[CACHE_HEADER] == "HIT_L1"
+
+
+def run_gateway(tmp_path: Path, *extra: str, requests: int) -> tuple[str, str]:
+    """Start ``cachecore gateway --port 0``, make ``requests`` + 1 calls, stop it: (token, stderr)."""
+    token = mint_token(SECRET, "cli-tenant")
+    with gateway_process(tmp_path, *extra) as (url, _, err):
+        chat_twice(url, token, requests)
+    return token, "\n".join(err) + "\n"
+
+
+@pytest.mark.parametrize("by_file", [False, True])
+def test_the_startup_hint_mints_a_token_the_gateway_accepts(by_file: bool, tmp_path: Path) -> None:
+    """The hint names the way the secret was given (env var, or the same --secret-file)."""
+    extra: tuple[str, ...] = ()
+    if by_file:
+        path = tmp_path / "gateway secret.txt"  # a space: the hint must quote it
+        path.write_text(SECRET + "\n")
+        extra = ("--secret-file", str(path))
+    with gateway_process(tmp_path, *extra, env_secret=not by_file) as (url, hint, _):
+        assert hint.startswith("a tenant token: ")
+        command = shlex.split(hint.removeprefix("a tenant token: "), comments=True)
+        env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "src")}
+        env.pop("CACHECORE_JWT_SECRET", None)
+        if by_file:
+            assert command[command.index("--secret-file") + 1] == str(path)
+        else:
+            assert "--secret-file" not in command
+            assert hint.endswith("# with $CACHECORE_JWT_SECRET set to the same secret")
+            env["CACHECORE_JWT_SECRET"] = SECRET
+        assert command[:3] == ["cachecore", "token", "mint"]
+        assert command[-2:] == ["--tenant", "NAME"]
+        minted = subprocess.run(
+            [sys.executable, "-m", "cachecore", *command[1:-1], "hinted"],
+            capture_output=True,
+            text=True,
+            env=env,
+            check=True,
+        )
+        chat_twice(url, minted.stdout.strip())
 
 
 def test_one_access_line_per_request_on_stderr(tmp_path: Path) -> None:
