@@ -14,20 +14,16 @@ the environment a user would have set: ``CACHECORE_GATEWAY_URL``,
 ``CACHECORE_TOKEN``, ``CACHECORE_JWT_SECRET``, ``OPENAI_BASE_URL`` and
 ``OPENAI_API_KEY``, and runs in a temporary working directory.
 
-Two markers, an HTML comment on the line just before the fence (invisible in the
-rendered docs), change how a block runs:
-
-- ``<!-- notebook -->``: a notebook cell. It runs alone too, but inside a running
-  asyncio event loop with top-level ``await`` allowed (as Jupyter runs a cell), so
-  it must use top-level ``await``, and it must not call ``asyncio.run``.
-- ``<!-- fragment: why -->``: not a whole program, on purpose; the reason is
-  required. It runs after the block before it on the page (and that block's own
-  fragments chain back the same way), in one interpreter, as the continuation it
-  is. At most ``MAX_FRAGMENTS`` blocks may be fragments.
+One marker, an HTML comment on the line just before the fence (invisible in the
+rendered docs), changes how a block runs: ``<!-- notebook -->`` makes it a
+notebook cell. It runs alone too, but inside a running asyncio event loop with
+top-level ``await`` allowed (as Jupyter runs a cell), so it must use top-level
+``await``, and it must not call ``asyncio.run``.
 
 Any other comment on that line is refused, so a misspelt marker cannot slip by.
-There is no way to skip a block: a Python example that cannot run here does not
-belong in the docs. Other languages (bash, toml, text) are not run; Python written
+There is no way to skip a block and no way to continue the block before it: a
+Python example that cannot run on its own does not belong in the docs (a "try it"
+part goes under ``if __name__ == "__main__":`` in the same block). Other languages (bash, toml, text) are not run; Python written
 with another fence name (``py``, ``python3``, ``pycon``) fails, so nothing slips by.
 
 Run blocks by hand (with the variables above set):
@@ -55,15 +51,14 @@ ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
 README = ROOT / "README.md"
 BLOCK_TIMEOUT = 120.0
-MAX_FRAGMENTS = 3
 
 _OPEN = re.compile(r"^(?P<indent>[ \t]*)(?P<fence>`{3,}|~{3,})[ \t]*(?P<lang>[^\s`{]*)")
 _COMMENT = re.compile(r"^[ \t]*<!--(?P<body>.*?)-->[ \t]*$")
-_MARKER = re.compile(r"^(?P<kind>notebook|fragment)(?::[ \t]*(?P<why>\S.*?))?$")
+_MARKER = re.compile(r"^notebook$")
 _PYTHON = "python"
 _PYTHON_ALIASES = frozenset({"py", "python3", "py3", "pycon", "ipython", "pyi"})
 
-SCRIPT, NOTEBOOK, FRAGMENT = "script", "notebook", "fragment"
+SCRIPT, NOTEBOOK = "script", "notebook"
 
 
 @dataclass(frozen=True)
@@ -71,8 +66,7 @@ class Block:
     page: Path
     line: int  # 1-based line of the first code line in the page
     source: str
-    kind: str = SCRIPT  # script, notebook (marked) or fragment (marked, with a reason)
-    why: str = ""  # a fragment's reason
+    kind: str = SCRIPT  # script, or notebook (marked)
 
     @property
     def where(self) -> str:
@@ -80,25 +74,20 @@ class Block:
         return f"{page}:{self.line}"
 
 
-def _marker(page: Path, lines: list[str], fence_index: int) -> tuple[str, str]:
+def _marker(page: Path, lines: list[str], fence_index: int) -> str:
     """The kind of block the comment on the line before the fence declares."""
     if fence_index == 0:
-        return SCRIPT, ""
+        return SCRIPT
     comment = _COMMENT.match(lines[fence_index - 1])
     if comment is None:
-        return SCRIPT, ""
-    marker = _MARKER.match(comment["body"].strip())
-    where = f"{page.name}:{fence_index}"
-    if marker is None:
+        return SCRIPT
+    if _MARKER.match(comment["body"].strip()) is None:
         raise AssertionError(
-            f"{where}: the comment before a ```python fence must be <!-- notebook --> or "
-            f"<!-- fragment: why -->, not <!--{comment['body']}-->"
+            f"{page.name}:{fence_index}: the only comment allowed before a ```python fence"
+            f" is <!-- notebook -->, not <!--{comment['body']}--> (every block runs on its"
+            " own: put a continuation in the block it continues)"
         )
-    if marker["kind"] == FRAGMENT and not marker["why"]:
-        raise AssertionError(f"{where}: say why the block is a fragment: <!-- fragment: why -->")
-    if marker["kind"] == NOTEBOOK and marker["why"]:
-        raise AssertionError(f"{where}: write <!-- notebook --> alone")
-    return marker["kind"], marker["why"] or ""
+    return NOTEBOOK
 
 
 def extract_blocks(page: Path) -> list[Block]:
@@ -125,23 +114,13 @@ def extract_blocks(page: Path) -> list[Block]:
                 f"{page.name}:{i + 1}: write ```python (not ```{lang}) so the block is run"
             )
         if lang == _PYTHON:
-            kind, why = _marker(page, lines, i)
-            if kind == FRAGMENT and not blocks:
-                raise AssertionError(f"{page.name}:{i + 1}: a fragment needs a block before it")
+            kind = _marker(page, lines, i)
             body = "\n".join(
                 line[len(indent) :] if line.startswith(indent) else line for line in lines[start:j]
             )
-            blocks.append(Block(page, start + 1, textwrap.dedent(body), kind, why))
+            blocks.append(Block(page, start + 1, textwrap.dedent(body), kind))
         i = j + 1
     return blocks
-
-
-def chain(blocks: list[Block], index: int) -> list[Block]:
-    """What runs for ``blocks[index]``: the block, after the blocks it continues if a fragment."""
-    start = index
-    while blocks[start].kind == FRAGMENT:
-        start -= 1
-    return blocks[start : index + 1]
 
 
 def _compile(block: Block) -> types.CodeType:
@@ -153,12 +132,12 @@ def _compile(block: Block) -> types.CodeType:
     return compile(source, filename, "exec", flags=flags, dont_inherit=True)
 
 
-def run_alone(blocks: list[Block], cwd: Path) -> None:
-    """Run ``blocks`` (one block, or a block and its fragments) as one fresh program.
+def run_alone(block: Block, cwd: Path) -> None:
+    """Run ``block`` as one fresh program.
 
     The code runs as ``__main__`` with ``cwd`` first on ``sys.path``, as
-    ``python example.py`` would. When the first block is a notebook cell, the code
-    runs inside a running asyncio loop, with top-level ``await`` allowed.
+    ``python example.py`` would. A notebook cell runs inside a running asyncio
+    loop, with top-level ``await`` allowed.
     """
     main = types.ModuleType("__main__")
     main.__file__ = str(cwd / "example.py")
@@ -166,33 +145,25 @@ def run_alone(blocks: list[Block], cwd: Path) -> None:
     sys.argv = [main.__file__]
     sys.path[0] = str(cwd)
     namespace = main.__dict__
-    notebook = blocks[0].kind == NOTEBOOK
-    if notebook and not any(_compile(b).co_flags & inspect.CO_COROUTINE for b in blocks):
+    code = _compile(block)
+    notebook = block.kind == NOTEBOOK
+    if notebook and not code.co_flags & inspect.CO_COROUTINE:
         raise AssertionError(
-            f"{blocks[0].where} is marked <!-- notebook --> but uses no top-level await: "
+            f"{block.where} is marked <!-- notebook --> but uses no top-level await: "
             "drop the marker, it runs as a script"
         )
 
     async def cell() -> None:
-        for block in blocks:
-            await _run(block)
-
-    async def _run(block: Block) -> None:
-        code = _compile(block)
-        if code.co_flags & inspect.CO_COROUTINE:
-            await eval(code, namespace)
-        else:
-            exec(code, namespace)
+        await eval(code, namespace)
 
     try:
         if notebook:
             asyncio.run(cell())
         else:
-            for block in blocks:
-                exec(_compile(block), namespace)
+            exec(code, namespace)
     except BaseException as exc:
         if hasattr(exc, "add_note"):
-            exc.add_note(f"in the docs example at {blocks[-1].where}")
+            exc.add_note(f"in the docs example at {block.where}")
         raise
 
 
@@ -215,8 +186,7 @@ def main(argv: list[str]) -> int:
         page, line = _split_target(target)
         blocks = extract_blocks(page)
         if line is not None:
-            index = next(i for i, b in enumerate(blocks) if b.line == line)
-            run_alone(chain(blocks, index), Path.cwd())
+            run_alone(next(b for b in blocks if b.line == line), Path.cwd())
             continue
         for block in blocks:
             proc = subprocess.run(
@@ -258,14 +228,6 @@ def _block_id(block: Block) -> str:
 def test_docs_exist_and_have_examples() -> None:
     assert len(pages()) > 1, f"no pages under {DOCS}"
     assert BLOCKS, "no ```python blocks found in README.md and docs/"
-
-
-def test_fragments_are_few() -> None:
-    fragments = [f"{b.where} ({b.why})" for b in BLOCKS if b.kind == FRAGMENT]
-    assert len(fragments) <= MAX_FRAGMENTS, (
-        f"{len(fragments)} fragments, at most {MAX_FRAGMENTS}: make them whole examples:\n"
-        + "\n".join(fragments)
-    )
 
 
 @pytest.fixture(scope="session")
@@ -345,7 +307,7 @@ def test_block_runs_alone(
 ) -> None:
     proc = block_runs[block].result()
     if proc.returncode != 0:
-        how = {SCRIPT: "as a script", NOTEBOOK: "as a notebook cell", FRAGMENT: "as a fragment"}
+        how = {SCRIPT: "as a script", NOTEBOOK: "as a notebook cell"}
         pytest.fail(
             f"{block.where} failed on its own, {how[block.kind]} "
             f"(exit {proc.returncode}):\n{proc.stderr}\n--- stdout ---\n{proc.stdout}",
