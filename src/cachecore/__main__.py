@@ -70,7 +70,13 @@ def _add_gateway(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         metavar="SECONDS",
         help="refuse tokens that expire further than this from now (default: no limit)",
     )
-    p.add_argument("--rate-limit", type=float, default=0.0, help="requests/s per tenant, 0 = off")
+    p.add_argument(
+        "--rate-limit",
+        type=float,
+        default=0.0,
+        metavar="PER_SECOND",
+        help="requests per second per tenant, 0 = off (default 0)",
+    )
     p.add_argument("--upstream", help="OpenAI-compatible base URL (…/v1); default: offline model")
     p.add_argument(
         "--upstream-key-env", default="OPENAI_API_KEY", help="env var with the upstream key"
@@ -97,8 +103,8 @@ def _number(text: str, convert: Callable[[str], float]) -> float:
 
 def _megabytes(text: str) -> int:
     value = _number(text, float)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be > 0 megabytes, got {text}")
+    if not 0 < value < float("inf") or int(value * 1024 * 1024) < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive number of MiB, got {text!r}")
     return int(value * 1024 * 1024)
 
 
@@ -109,14 +115,14 @@ def _megabytes_or_off(text: str) -> int | str:
 def _positive_int(text: str) -> int:
     value = int(_number(text, int))
     if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {text}")
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {text!r}")
     return value
 
 
 def _positive_seconds(text: str) -> float:
     value = _number(text, float)
     if not 0 < value < float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text}")
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text!r}")
     return value
 
 
@@ -125,7 +131,7 @@ def _similarity_or_off(text: str) -> float | str:
         return _OFF
     value = _number(text, float)
     if not 0.0 < value <= 1.0:
-        raise argparse.ArgumentTypeError(f"must be in (0, 1], or off, got {text}")
+        raise argparse.ArgumentTypeError(f"must be in (0, 1], or off, got {text!r}")
     return value
 
 
@@ -154,7 +160,7 @@ def _add_gateway_cache_options(p: argparse.ArgumentParser) -> None:
         "--l2-threshold",
         type=_similarity_or_off,
         metavar="SIMILARITY",
-        help="least cosine similarity for an L2 hit, or off: exact (L1) hits only (default 0.87)",
+        help="minimum cosine similarity for an L2 hit, or off: exact (L1) hits only (default 0.87)",
     )
     bounds.add_argument(
         "--max-entries",
@@ -173,16 +179,16 @@ def _add_gateway_cache_options(p: argparse.ArgumentParser) -> None:
         "--max-tenant-mb",
         type=_megabytes,
         dest="max_tenant_bytes",
-        metavar="MB",
-        help="megabytes of entries and dep versions per tenant (default 64)",
+        metavar="MiB",
+        help="MiB of entries and dep versions per tenant (default 64)",
     )
     bounds.add_argument(
         "--max-total-mb",
         type=_megabytes_or_off,
         dest="max_total_bytes",
-        metavar="MB",
-        help="megabytes across all tenants, or off; the biggest tenant is evicted first"
-        " (default 512)",
+        metavar="MiB|off",
+        help="MiB across all tenants, or off: no global cap; the biggest tenant is evicted"
+        " first (default 512)",
     )
     bounds.add_argument(
         "--max-prompt-chars",
@@ -308,7 +314,8 @@ def _mint_hint(args: argparse.Namespace) -> str:
         return f"cachecore token mint --tenant NAME  {where}"
     if args.secret_file == "-":
         return "cachecore token mint --secret-file - --tenant NAME  # the same secret on stdin"
-    return f"cachecore token mint --secret-file {shlex.quote(args.secret_file)} --tenant NAME"
+    path = shlex.quote("--secret-file=" + os.path.abspath(args.secret_file))
+    return f"cachecore token mint {path} --tenant NAME"
 
 
 def _cmd_gateway(args: argparse.Namespace) -> int:

@@ -90,19 +90,20 @@ def run_gateway(tmp_path: Path, *extra: str, requests: int) -> tuple[str, str]:
 def test_the_startup_hint_mints_a_token_the_gateway_accepts(by_file: bool, tmp_path: Path) -> None:
     """The hint names the way the secret was given (env var, or the same --secret-file)."""
     extra: tuple[str, ...] = ()
+    path = tmp_path / "it's a secret.txt"  # a space and a quote: the hint must quote them
     if by_file:
-        path = tmp_path / "gateway secret.txt"  # a space: the hint must quote it
         path.write_text(SECRET + "\n")
-        extra = ("--secret-file", str(path))
+        # Relative to the gateway's directory: the hint names the file from anywhere.
+        extra = ("--secret-file", path.name)
     with gateway_process(tmp_path, *extra, env_secret=not by_file) as (url, hint, _):
         assert hint.startswith("a tenant token: ")
         command = shlex.split(hint.removeprefix("a tenant token: "), comments=True)
         env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "src")}
         env.pop("CACHECORE_JWT_SECRET", None)
         if by_file:
-            assert command[command.index("--secret-file") + 1] == str(path)
+            assert f"--secret-file={path}" in command
         else:
-            assert "--secret-file" not in command
+            assert not any(part.startswith("--secret-file") for part in command)
             assert hint.endswith("# with $CACHECORE_JWT_SECRET set to the same secret")
             env["CACHECORE_JWT_SECRET"] = SECRET
         assert command[:3] == ["cachecore", "token", "mint"]
@@ -112,6 +113,7 @@ def test_the_startup_hint_mints_a_token_the_gateway_accepts(by_file: bool, tmp_p
             capture_output=True,
             text=True,
             env=env,
+            cwd=tmp_path.parent,  # not where the gateway runs
             check=True,
         )
         chat_twice(url, minted.stdout.strip())
@@ -185,23 +187,27 @@ def test_cache_bounds_are_parsed(capsys: pytest.CaptureFixture[str]) -> None:
     assert (args.ttl, args.max_tenant_bytes, args.max_total_bytes) == (30.0, 512 * 1024, 8 << 20)
     with pytest.raises(SystemExit):
         build_parser().parse_args(["gateway", "--max-tenant-mb", "-1"])
-    assert "must be > 0 megabytes" in capsys.readouterr().err
+    assert "must be a positive number of MiB, got '-1'" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(
     ("option", "value", "said"),
     [
-        ("--ttl", "0", "must be a positive number of seconds, got 0"),
-        ("--ttl", "inf", "must be a positive number of seconds, got inf"),
+        ("--ttl", "0", "must be a positive number of seconds, got '0'"),
+        ("--ttl", "inf", "must be a positive number of seconds, got 'inf'"),
         ("--ttl", "soon", "must be a number, got 'soon'"),
-        ("--max-prompt-chars", "0", "must be at least 1, got 0"),
+        ("--max-prompt-chars", "0", "must be at least 1, got '0'"),
         ("--max-model-chars", "1.5", "must be a whole number, got '1.5'"),
-        ("--max-dep-chars", "-3", "must be at least 1, got -3"),
+        ("--max-dep-chars", "-3", "must be at least 1, got '-3'"),
         ("--max-deps", "many", "must be a whole number, got 'many'"),
-        ("--max-entries", "0", "must be at least 1, got 0"),
-        ("--max-total-mb", "nan", "must be > 0 megabytes, got nan"),
-        ("--l2-threshold", "3", "must be in (0, 1], or off, got 3"),
-        ("--l2-threshold", "0", "must be in (0, 1], or off, got 0"),
+        ("--max-entries", "0", "must be at least 1, got '0'"),
+        ("--max-total-mb", "nan", "must be a positive number of MiB, got 'nan'"),
+        ("--max-total-mb", "inf", "must be a positive number of MiB, got 'inf'"),
+        ("--max-tenant-mb", "1e400", "must be a positive number of MiB, got '1e400'"),
+        ("--max-tenant-mb", "1e-9", "must be a positive number of MiB, got '1e-9'"),
+        ("--l2-threshold", "3", "must be in (0, 1], or off, got '3'"),
+        ("--l2-threshold", "0", "must be in (0, 1], or off, got '0'"),
+        ("--l2-threshold", "nan", "must be in (0, 1], or off, got 'nan'"),
     ],
 )
 def test_bad_cache_bounds_are_usage_errors_naming_the_option(

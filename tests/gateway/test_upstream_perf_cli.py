@@ -106,7 +106,7 @@ def test_cli_rejects_bad_settings(
     with pytest.raises(SystemExit) as exit_info:
         main(["gateway", "--l2-threshold", "3"])
     assert exit_info.value.code == 2
-    assert "argument --l2-threshold: must be in (0, 1], or off, got 3" in capsys.readouterr().err
+    assert "argument --l2-threshold: must be in (0, 1], or off, got '3'" in capsys.readouterr().err
     assert main(["gateway", "--max-tenant-mb", "1", "--max-total-mb", "0.5"]) == 2
     assert "max_total_bytes" in capsys.readouterr().err
 

@@ -101,16 +101,19 @@ def test_half_open_connections_over_the_cap_are_closed_and_warned_once(
         finally:
             for s in socks:
                 s.close()
-        times = sorted(o.closed_after for o in outcomes if o.closed_after is not None)
-        assert len(times) == cap + extra, "every connection was closed by the server"
-        refused = [t for t in times if t < header_timeout / 2]
-        timed_out = [t for t in times if t >= header_timeout / 2]
-        assert len(refused) == extra, "over the cap: closed at once"
-        assert len(timed_out) == cap, "under the cap: closed by the header timeout"
+        assert all(o.closed_after is not None for o in outcomes), "the server closed each"
+        # Over the cap: answered a bare 503 at accept (or reset, the half head unread).
+        refused: list[Outcome] = []
+        held: list[Outcome] = []
+        for o in outcomes:
+            (refused if o.data.startswith(b"HTTP/1.1 503 ") or o.reset else held).append(o)
+        assert len(refused) == extra, "over the cap: refused"
+        assert len(held) == cap, "under the cap: held until the header timeout"
+        assert all(o.data == b"" for o in held)
+        # A busy machine makes them later, never earlier.
+        timed_out = [o.closed_after for o in held if o.closed_after is not None]
+        assert min(timed_out) >= header_timeout / 2
         assert max(timed_out) < header_timeout + 1.0
-        assert any(o.data.startswith(b"HTTP/1.1 503 ") for o in outcomes) or any(
-            o.reset for o in outcomes
-        )
         started = time.monotonic()
         health = httpx.get(url + "/health", timeout=2)
         health_ms = (time.monotonic() - started) * 1000
