@@ -89,10 +89,11 @@ def run_invalidate(args: argparse.Namespace) -> int:
             if r.ok:
                 print(f"ok      {r.dep_id}  new_hash={r.new_hash}")
             else:
-                print(f"FAILED  {r.dep_id}  after {r.attempts} attempt(s): {r.error}")
+                status = f" (HTTP {r.status_code})" if r.status_code is not None else ""
+                print(f"FAILED  {r.dep_id}  after {r.attempts} attempt(s){status}")
     failed = [r for r in results if not r.ok]
-    for r in failed:  # failures explained on stderr, where scripts and CI logs look
-        print(f"cachecore: invalidating {r.dep_id!r} failed: {r.error}", file=sys.stderr)
+    for r in failed:  # explained once, on stderr, where scripts and CI logs look
+        print(f"cachecore: {r.error}", file=sys.stderr)  # the error names the dep
     print(
         f"cachecore: {len(results) - len(failed)} ok, {len(failed)} failed in {elapsed:.1f} s",
         file=sys.stderr,

@@ -10,6 +10,7 @@ the same ``except CachecoreAuthError`` experience.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
@@ -33,6 +34,8 @@ __all__ = [
 RESPONSE_ERROR_EXTENSION = "cachecore.error"
 
 _BODY_EXCERPT = 500
+#: Larger error bodies are not parsed for their message (an excerpt is quoted instead).
+_JSON_ERROR_MAX = 64 * 1024
 
 
 class CachecoreError(Exception):
@@ -150,6 +153,27 @@ def redact(text: str, secret: str | None) -> str:
     return text
 
 
+def _gateway_message(body: str) -> str | None:
+    """What a gateway's JSON error body says, ``message (code)``; ``None`` if it is not one.
+
+    The gateway (and OpenAI-compatible APIs) answer ``{"error": {"message", "code"}}``:
+    a person reads the message, not the JSON around it. ``body`` on the error keeps
+    the raw text.
+    """
+    if len(body) > _JSON_ERROR_MAX:
+        return None
+    try:
+        parsed = json.loads(body)
+    except (ValueError, RecursionError):  # not JSON, or nested deeper than json can go
+        return None
+    err = parsed.get("error") if isinstance(parsed, dict) else None
+    message = err.get("message") if isinstance(err, dict) else None
+    if not isinstance(message, str) or not message.strip():
+        return None
+    code = err.get("code") if isinstance(err, dict) else None
+    return f"{message} ({code})" if isinstance(code, str) and code else message
+
+
 def error_for_status(
     status_code: int,
     body: str,
@@ -166,7 +190,8 @@ def error_for_status(
     a 401/403 is about the ``Authorization`` key the SDK sent, not the tenant token.
     """
     excerpt = redact(body, token)[:_BODY_EXCERPT]
-    detail = f": {excerpt}" if excerpt else ""
+    said = _gateway_message(redact(body, token))
+    detail = f": {said[:_BODY_EXCERPT]}" if said else (f": {excerpt}" if excerpt else "")
     if status_code in (401, 403):
         if bypassed:
             hint = (

@@ -82,7 +82,9 @@ def test_invalidate_gateway_down_exits_1(
         ["invalidate", "doc:1", "--gateway-url", f"http://127.0.0.1:{port}", "--max-retries", "0"]
     )
     assert code == 1
-    assert "could not reach the gateway" in capsys.readouterr().out
+    out, err = capsys.readouterr()
+    assert out == "FAILED  doc:1  after 1 attempt(s)\n"  # results on stdout
+    assert "cachecore: invalidating 'doc:1' could not reach the gateway" in err  # why, on stderr
 
 
 @pytest.mark.parametrize(
@@ -261,9 +263,12 @@ def test_invalidate_explains_failures_on_stderr(
     gw.add_fault(Fault(400, message="no such thing"), path="/v1/invalidate", times=1)
     assert main(["invalidate", "doc:bad", "--max-retries", "0"]) == 1
     out, err = capsys.readouterr()
-    assert out.startswith("FAILED  doc:bad")
-    assert "cachecore: invalidating 'doc:bad' failed:" in err
-    assert "400" in err
+    assert out == "FAILED  doc:bad  after 1 attempt(s) (HTTP 400)\n"
+    # Explained once, with what the gateway said rather than its JSON.
+    [explained] = [line for line in err.splitlines() if "doc:bad" in line]
+    assert explained.startswith("cachecore: invalidating 'doc:bad' failed with HTTP 400")
+    assert explained.endswith(": no such thing (injected_fault)"), explained
+    assert "{" not in explained
     assert re.search(r"cachecore: 0 ok, 1 failed in \d+\.\d s\n$", err)
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import httpx
 import pytest
 
@@ -169,3 +171,36 @@ def test_retry_after_wins_and_is_capped() -> None:
     assert policy.delay(CachecoreRateLimitError("s", retry_after=600.0), 1) == 10.0
     assert policy.delay(CachecoreRateLimitError("s", retry_after=0.0), 1) == 0.0
     assert policy.delay(CachecoreRateLimitError("s", retry_after=3.0), 4) is None
+
+
+@pytest.mark.parametrize(
+    ("body", "detail"),
+    [
+        ('{"error": {"message": "no such dep", "code": "bad_dep"}}', ": no such dep (bad_dep)"),
+        ('{"error": {"message": "no such dep"}}', ": no such dep"),
+        (
+            '{"error": {"message": "  ", "code": "x"}}',
+            ': {"error": {"message": "  ", "code": "x"}}',
+        ),
+        ('{"error": "flat"}', ': {"error": "flat"}'),
+        ("[1, 2]", ": [1, 2]"),
+        ("upstream exploded", ": upstream exploded"),
+        ("[" * 100_000 + "]" * 100_000, ": " + "[" * 500),  # too deep for json: an excerpt
+        ("", ""),
+    ],
+)
+def test_error_messages_quote_what_the_gateway_said(body: str, detail: str) -> None:
+    err = error_for_status(
+        400, body, retry_after=None, request_id=None, what="invalidating 'a'", token=TOKEN
+    )
+    assert str(err) == f"invalidating 'a' failed with HTTP 400 from the gateway{detail}"
+    assert err.body == body[:500]  # the raw text stays on the error
+
+
+def test_a_quoted_gateway_message_never_holds_the_token() -> None:
+    body = json.dumps({"error": {"message": f"bad token {TOKEN}", "code": "bad_signature"}})
+    err = error_for_status(
+        401, body, retry_after=None, request_id=None, what="invalidating 'a'", token=TOKEN
+    )
+    assert TOKEN not in str(err)
+    assert "(bad_signature)" in str(err)
