@@ -66,13 +66,13 @@ def _add_gateway(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     )
     p.add_argument(
         "--max-token-lifetime",
-        type=float,
+        type=_positive_seconds,
         metavar="SECONDS",
         help="refuse tokens that expire further than this from now (default: no limit)",
     )
     p.add_argument(
         "--rate-limit",
-        type=float,
+        type=_per_second,
         default=0.0,
         metavar="PER_SECOND",
         help="requests per second per tenant, 0 = off (default 0)",
@@ -103,8 +103,10 @@ def _number(text: str, convert: Callable[[str], float]) -> float:
 
 def _megabytes(text: str) -> int:
     value = _number(text, float)
-    if not 0 < value < float("inf") or int(value * 1024 * 1024) < 1:
+    if not 0 < value < float("inf"):
         raise argparse.ArgumentTypeError(f"must be a positive number of MiB, got {text!r}")
+    if int(value * 1024 * 1024) < 1:
+        raise argparse.ArgumentTypeError(f"must be at least one byte's worth of MiB, got {text!r}")
     return int(value * 1024 * 1024)
 
 
@@ -119,6 +121,25 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _dep_chars(text: str) -> int:
+    from cachecore.testing._config import MIN_DEP_CHARS
+
+    value = _positive_int(text)
+    if value < MIN_DEP_CHARS:
+        raise argparse.ArgumentTypeError(
+            f"must be at least {MIN_DEP_CHARS} (invalidate()'s default new hash has"
+            f" {MIN_DEP_CHARS} characters), got {text!r}"
+        )
+    return value
+
+
+def _per_second(text: str) -> float:
+    value = _number(text, float)
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be 0 (off) or a positive number, got {text!r}")
+    return value
+
+
 def _positive_seconds(text: str) -> float:
     value = _number(text, float)
     if not 0 < value < float("inf"):
@@ -129,7 +150,12 @@ def _positive_seconds(text: str) -> float:
 def _similarity_or_off(text: str) -> float | str:
     if text.strip().lower() == _OFF:
         return _OFF
-    value = _number(text, float)
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"must be a number in (0, 1], or off, got {text!r}"
+        ) from None
     if not 0.0 < value <= 1.0:
         raise argparse.ArgumentTypeError(f"must be in (0, 1], or off, got {text!r}")
     return value
@@ -155,11 +181,11 @@ def _gateway_bounds(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _add_gateway_cache_options(p: argparse.ArgumentParser) -> None:
-    bounds = p.add_argument_group("cache bounds (see GatewayConfig in docs/testing.md)")
+    bounds = p.add_argument_group("cache bounds (GatewayConfig, on the Testing page of the docs)")
     bounds.add_argument(
         "--l2-threshold",
         type=_similarity_or_off,
-        metavar="SIMILARITY",
+        metavar="SIMILARITY|off",
         help="minimum cosine similarity for an L2 hit, or off: exact (L1) hits only (default 0.87)",
     )
     bounds.add_argument(
@@ -187,14 +213,14 @@ def _add_gateway_cache_options(p: argparse.ArgumentParser) -> None:
         type=_megabytes_or_off,
         dest="max_total_bytes",
         metavar="MiB|off",
-        help="MiB across all tenants, or off: no global cap; the biggest tenant is evicted"
-        " first (default 512)",
+        help="MiB across all tenants (over it, the biggest tenant is evicted first), or off"
+        " for no global cap (default 512)",
     )
     bounds.add_argument(
         "--max-prompt-chars",
         type=_positive_int,
         metavar="N",
-        help="longest prompt embedded for L2; longer ones get 413 (default 200000)",
+        help="longest prompt embedded for L2; longer ones get 413 while L2 is on (default 200000)",
     )
     bounds.add_argument(
         "--max-model-chars",
@@ -204,9 +230,9 @@ def _add_gateway_cache_options(p: argparse.ArgumentParser) -> None:
     )
     bounds.add_argument(
         "--max-dep-chars",
-        type=_positive_int,
+        type=_dep_chars,
         metavar="N",
-        help="longest dep id or hash; longer ones get 400 (default 512)",
+        help="longest dep id or hash, at least 32; longer ones get 400 (default 512)",
     )
     bounds.add_argument(
         "--max-deps",
@@ -220,29 +246,33 @@ def _add_gateway_cache_options(p: argparse.ArgumentParser) -> None:
 
 
 def _add_gateway_server_options(p: argparse.ArgumentParser) -> None:
-    limits = p.add_argument_group("server limits (see ServerLimits in docs/testing.md)")
+    limits = p.add_argument_group("server limits (ServerLimits, on the Testing page of the docs)")
     limits.add_argument(
         "--max-connections",
-        type=int,
+        type=_positive_int,
+        metavar="N",
         default=None,
         help="connections open at once; more are answered 503 and closed"
         " (default 512, lowered below the open-files limit, ulimit -n)",
     )
     limits.add_argument(
         "--header-timeout",
-        type=float,
+        type=_positive_seconds,
+        metavar="SECONDS",
         default=10.0,
         help="seconds for a connection to send a complete request head (default 10)",
     )
     limits.add_argument(
         "--idle-timeout",
-        type=float,
+        type=_positive_seconds,
+        metavar="SECONDS",
         default=5.0,
         help="seconds an idle keep-alive connection is kept (default 5)",
     )
     limits.add_argument(
         "--body-timeout",
-        type=float,
+        type=_positive_seconds,
+        metavar="SECONDS",
         default=30.0,
         help="seconds to receive a request body; slower uploads get 408 (default 30)",
     )
@@ -304,18 +334,18 @@ def _gateway_secret(args: argparse.Namespace) -> str:
     return str(args.secret)
 
 
-def _mint_hint(args: argparse.Namespace) -> str:
-    """The ``cachecore token mint`` command for this gateway's secret, given the same way.
+def _mint_hint(args: argparse.Namespace) -> tuple[str, str]:
+    """How to mint a token for this gateway: (what it needs, the command).
 
-    Pasted into a shell it runs as is (what is not a command is a ``#`` comment).
+    The command stands on a line of its own and holds nothing but the command, so
+    it runs as pasted in any POSIX shell (zsh reads ``#`` as an argument by default).
     """
     if args.secret_file is None:
-        where = f"# with ${SECRET_ENV} set to the same secret"
-        return f"cachecore token mint --tenant NAME  {where}"
+        return f"with the same secret in {SECRET_ENV}", "cachecore token mint --tenant NAME"
     if args.secret_file == "-":
-        return "cachecore token mint --secret-file - --tenant NAME  # the same secret on stdin"
+        return "with the same secret on stdin", "cachecore token mint --secret-file - --tenant NAME"
     path = shlex.quote("--secret-file=" + os.path.abspath(args.secret_file))
-    return f"cachecore token mint {path} --tenant NAME"
+    return "from the same file", f"cachecore token mint {path} --tenant NAME"
 
 
 def _cmd_gateway(args: argparse.Namespace) -> int:
@@ -361,7 +391,8 @@ def _cmd_gateway(args: argparse.Namespace) -> int:
             flush=True,
         )
     print(f"cachecore reference gateway listening on {url_of(sock)}", flush=True)
-    print(f"  a tenant token: {_mint_hint(args)}", flush=True)
+    needs, command = _mint_hint(args)
+    print(f"  a tenant token, {needs}:\n    {command}", flush=True)
     _configure_gateway_logging(args.quiet)
     server.run(sockets=[sock])
     return 0
@@ -429,7 +460,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra and args.command == "token":
+        # Never echoed: a shell that expanded a variable may have put a secret here.
+        parser.error(
+            f"{len(extra)} unrecognized argument(s), not shown: one may hold a secret or a token"
+        )
+    if extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     code: int = args.run(args)
     return code
 

@@ -306,11 +306,31 @@ def test_prompt_cap_is_413_and_l2_off_lifts_it() -> None:
         {"ttl": 0},
         {"ttl": float("inf")},
         {"max_tenant_bytes": 10, "max_total_bytes": 5},
+        {"max_dep_chars": 31},
     ],
 )
 def test_bad_bounds_are_refused_at_construction(bad: dict[str, Any]) -> None:
     with pytest.raises(ValueError, match=next(iter(bad)).split("_bytes")[0]):
         GatewayConfig(secret=SECRET, **bad)
+
+
+def test_the_smallest_dep_cap_still_takes_invalidates_default_hash() -> None:
+    """``max_dep_chars`` below 32 refused every ``invalidate()`` without a ``new_hash``."""
+    from cachecore import SyncCachecoreClient
+    from cachecore.testing._config import MIN_DEP_CHARS
+
+    with pytest.raises(ValueError, match="default new hash for an invalidation is 32"):
+        GatewayConfig(secret=SECRET, max_dep_chars=MIN_DEP_CHARS - 1)
+    gw = ReferenceGateway(GatewayConfig(secret=SECRET, max_dep_chars=MIN_DEP_CHARS))
+    with SyncCachecoreClient(
+        gateway_url=IN_PROCESS_URL,
+        tenant_jwt=gw.mint_token("t"),
+        inner_transport=gw.transport(),
+        max_retries=0,
+    ) as cc:
+        result = cc.invalidate("doc:1")
+    assert result.ok, result.error
+    assert len(result.new_hash) == MIN_DEP_CHARS
 
 
 # -- heavy work off the event loop ---------------------------------------------------

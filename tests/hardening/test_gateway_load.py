@@ -477,7 +477,9 @@ def test_prompt_model_and_dep_caps_over_loopback() -> None:
         )
 
         assert post(chat_body("hi"), [("d" * 64, "h" * 64)]).status_code == 200
-        refused(post(chat_body("hi"), [("d" * 65, "v1")]), 400, "dep_too_long", "max_dep_chars")
+        long_dep = post(chat_body("hi"), [("d" * 65, "v1")])
+        refused(long_dep, 400, "dep_too_long", "max_dep_chars")
+        assert f"dep id {'d' * 40!r}... has 65 characters" in _error(long_dep)["message"]
         refused(post(chat_body("hi"), [("doc:1", "h" * 65)]), 400, "dep_too_long", "max_dep_chars")
         three = [(f"doc:{i}", "v1") for i in range(3)]
         assert post(chat_body("hi"), three).status_code == 200

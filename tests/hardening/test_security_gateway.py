@@ -467,9 +467,13 @@ def test_gateway_secret_flag_warns(capsys: pytest.CaptureFixture[str]) -> None:
     assert "--secret: the secret is 1 bytes" in err
 
 
-def test_gateway_max_token_lifetime_flag_reaches_the_config(
+def test_gateway_max_token_lifetime_flag_is_checked_at_parse(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("CACHECORE_JWT_SECRET", GOOD_SECRET)
-    assert main(["gateway", "--port", "0", "--max-token-lifetime", "-5"]) == 2
-    assert "max_token_lifetime" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        main(["gateway", "--port", "0", "--max-token-lifetime", "-5"])
+    assert exit_info.value.code == 2
+    assert "argument --max-token-lifetime: must be a positive number of seconds, got '-5'" in (
+        capsys.readouterr().err
+    )

@@ -7,9 +7,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from cachecore._invalidation import new_version
 from cachecore.testing._embed import Embedder
 from cachecore.testing._jwt import secret_problem
 from cachecore.testing._upstream import Upstream
+
+#: The least ``max_dep_chars``: ``invalidate()``'s default new hash (a UUID's hex) fits.
+MIN_DEP_CHARS = len(new_version())
 
 #: The largest ``exp`` leeway allowed: more would make expiry meaningless.
 MAX_LEEWAY_SECONDS = 300.0
@@ -35,7 +39,8 @@ class GatewayConfig:
     - ``max_prompt_chars``: longest prompt text (role and content of every message)
       embedded for L2; longer prompts in cache mode get 413 (turn L2 off to cache them).
     - ``max_model_chars``, ``max_dep_chars``, ``max_deps``: longest model name, longest
-      dep id or hash, most deps per request; more gets 400.
+      dep id or hash, most deps per request; more gets 400. ``max_dep_chars`` is at
+      least ``MIN_DEP_CHARS`` (32): the SDK's default new hash is 32 characters.
     - ``cpu_workers``: threads for CPU-heavy work (embedding long prompts, parsing
       large bodies) in the async faces, so it never runs on the event loop.
     - ``upstream_concurrency``: upstream calls in flight at once through a blocking
@@ -103,6 +108,11 @@ class GatewayConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a whole number >= 1, got {value!r}")
+        if self.max_dep_chars < MIN_DEP_CHARS:
+            raise ValueError(
+                f"max_dep_chars must be >= {MIN_DEP_CHARS}, got {self.max_dep_chars}: the"
+                f" SDK's default new hash for an invalidation is {MIN_DEP_CHARS} characters"
+            )
         if self.max_total_bytes is not None and self.max_total_bytes < self.max_tenant_bytes:
             raise ValueError(
                 "max_total_bytes must be >= max_tenant_bytes (or None for no global cap)"

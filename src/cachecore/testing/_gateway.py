@@ -614,8 +614,9 @@ class ReferenceGateway:
                 f" most {self.config.max_deps} per request" + _setting("max_deps", "--max-deps N"),
             )
         for dep_id, expected in deps.items():
-            too_long = self._too_long("a dep id", dep_id) or self._too_long(
-                f"the expected hash of dep {dep_id[:40]!r}", expected
+            shown = repr(dep_id[:40]) + ("..." if len(dep_id) > 40 else "")
+            too_long = self._too_long(f"dep id {shown}", dep_id) or self._too_long(
+                f"the expected hash of dep {shown}", expected
             )
             if too_long is not None:
                 return too_long
