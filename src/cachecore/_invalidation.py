@@ -146,9 +146,8 @@ def _error_from_exception(exc: Exception, dep_id: str, token: str) -> CachecoreE
 def _failed(dep_id: str, new_hash: str, error: CachecoreError, attempts: int) -> InvalidateResult:
     """The result of an invalidation that finally failed, logged at WARNING: never silent."""
     status: Any = getattr(error, "status_code", None)
-    logger.warning(
-        "cachecore: invalidation of %r failed after %d attempt(s): %s", dep_id, attempts, error
-    )
+    # The error names the dep ("invalidating 'doc:7' ..."): said once, however long it is.
+    logger.warning("cachecore: %s (after %d attempt(s))", error, attempts)
     return InvalidateResult(
         dep_id=dep_id,
         ok=False,
