@@ -9,7 +9,6 @@ and one command function.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 import shlex
 import sys
@@ -110,8 +109,13 @@ def _megabytes(text: str) -> int:
     return int(value * 1024 * 1024)
 
 
-def _megabytes_or_off(text: str) -> int | str:
-    return _OFF if text.strip().lower() == _OFF else _megabytes(text)
+def _or_off(parse: Callable[[str], float]) -> Callable[[str], float | str]:
+    """``parse``, or ``_OFF`` for ``off`` (any case, spaces around)."""
+
+    def parse_or_off(text: str) -> float | str:
+        return _OFF if text.strip().lower() == _OFF else parse(text)
+
+    return parse_or_off
 
 
 def _positive_int(text: str) -> int:
@@ -147,9 +151,7 @@ def _positive_seconds(text: str) -> float:
     return value
 
 
-def _similarity_or_off(text: str) -> float | str:
-    if text.strip().lower() == _OFF:
-        return _OFF
+def _similarity(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
@@ -184,7 +186,7 @@ def _add_gateway_cache_options(p: argparse.ArgumentParser) -> None:
     bounds = p.add_argument_group("cache bounds (GatewayConfig, on the Testing page of the docs)")
     bounds.add_argument(
         "--l2-threshold",
-        type=_similarity_or_off,
+        type=_or_off(_similarity),
         metavar="SIMILARITY|off",
         help="minimum cosine similarity for an L2 hit, or off: exact (L1) hits only (default 0.87)",
     )
@@ -210,7 +212,7 @@ def _add_gateway_cache_options(p: argparse.ArgumentParser) -> None:
     )
     bounds.add_argument(
         "--max-total-mb",
-        type=_megabytes_or_off,
+        type=_or_off(_megabytes),
         dest="max_total_bytes",
         metavar="MiB|off",
         help="MiB across all tenants (over it, the biggest tenant is evicted first), or off"
@@ -365,15 +367,15 @@ def _cmd_gateway(args: argparse.Namespace) -> int:
             return 2
         upstream = HTTPUpstream(args.upstream, key)
     try:
+        # Bounds given on the command line; the others keep GatewayConfig's defaults.
         config = GatewayConfig(
             secret=secret,
             rate_limit=args.rate_limit,
             max_token_lifetime=args.max_token_lifetime,
             upstream=upstream,
             ttl=args.ttl,
+            **_gateway_bounds(args),
         )
-        # Bounds given on the command line; the others keep GatewayConfig's defaults.
-        config = dataclasses.replace(config, **_gateway_bounds(args))
         limits = _gateway_limits(args)
         server = make_server(
             ReferenceGateway(config), log_level="warning" if args.quiet else "info", limits=limits

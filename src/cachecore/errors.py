@@ -189,8 +189,9 @@ def error_for_status(
     ``bypassed``: the call was sent without the tenant token (``bypass=True``), so
     a 401/403 is about the ``Authorization`` key the SDK sent, not the tenant token.
     """
-    excerpt = redact(body, token)[:_BODY_EXCERPT]
-    said = _gateway_message(redact(body, token))
+    redacted = redact(body, token)
+    excerpt = redacted[:_BODY_EXCERPT]
+    said = _gateway_message(redacted)
     detail = f": {said[:_BODY_EXCERPT]}" if said else (f": {excerpt}" if excerpt else "")
     if status_code in (401, 403):
         if bypassed:

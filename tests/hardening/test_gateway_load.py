@@ -90,6 +90,33 @@ async def _wait_until(condition: Callable[[], bool], within: float, what: str) -
     assert await _wait_for(condition, within), f"not within {within} s: {what}"
 
 
+class Gate:
+    """Holds work until ``release`` is set (at most ``GATE_CAP``); counts work held and done.
+
+    ``release`` is a ``threading.Event``: the test's loop sets it, the gateway's loop
+    and worker threads read it (an ``anyio.Event`` belongs to one loop).
+    """
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+        self.held = 0
+        self.done = 0
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def holding(self) -> Iterator[Callable[[], bool]]:
+        """Count the block as held; it gets ``closed()``: keep holding while it is true."""
+        deadline = time.monotonic() + GATE_CAP
+        with self._lock:
+            self.held += 1
+        try:
+            yield lambda: not self.release.is_set() and time.monotonic() < deadline
+        finally:
+            with self._lock:
+                self.held -= 1
+                self.done += 1
+
+
 class SlowForSome:
     """An upstream whose ``slow:`` prompts wait until ``release`` is set, as a slow API would.
 
@@ -103,35 +130,32 @@ class SlowForSome:
 
     def __init__(self) -> None:
         self.model = OfflineModel()
-        self.release = threading.Event()
-        self.in_flight = 0
-        self.done = 0
-        self._lock = threading.Lock()
+        self.gate = Gate()
+        self.release = self.gate.release
+
+    @property
+    def in_flight(self) -> int:
+        return self.gate.held
+
+    @property
+    def done(self) -> int:
+        return self.gate.done
 
     @staticmethod
     def _slow(request: dict[str, Any]) -> bool:
         return str(request["messages"][-1].get("content", "")).startswith("slow:")
 
-    def _count(self, delta: int) -> None:
-        with self._lock:
-            self.in_flight += delta
-            self.done += delta < 0
-
     def complete(self, request: dict[str, Any]) -> dict[str, Any]:
         if self._slow(request):
-            self._count(+1)
-            self.release.wait(GATE_CAP)
-            self._count(-1)
+            with self.gate.holding():
+                self.release.wait(GATE_CAP)
         return self.model.complete(request)
 
     async def acomplete(self, request: dict[str, Any]) -> dict[str, Any]:
         if self._slow(request):
-            self._count(+1)
-            deadline = time.monotonic() + GATE_CAP
-            # A threading.Event, set from the test's loop: an anyio.Event is one loop's.
-            while not self.release.is_set() and time.monotonic() < deadline:  # noqa: ASYNC110
-                await anyio.sleep(0.02)
-            self._count(-1)
+            with self.gate.holding() as closed:
+                while closed():  # noqa: ASYNC110  # a threading.Event: see Gate
+                    await anyio.sleep(0.02)
         return self.model.complete(request)
 
 
@@ -172,26 +196,25 @@ class CostlyEmbedder:
 
     def __init__(self) -> None:
         self.inner = NgramEmbedder()
-        self.release = threading.Event()
-        self.active = 0
-        self.done = 0
-        self._lock = threading.Lock()
+        self.gate = Gate()
+        self.release = self.gate.release
+
+    @property
+    def active(self) -> int:
+        return self.gate.held
+
+    @property
+    def done(self) -> int:
+        return self.gate.done
 
     def __call__(self, text: str) -> Sequence[float]:
         if len(text) <= COSTLY_ABOVE:
             return self.inner(text)
-        with self._lock:
-            self.active += 1
-        try:
-            deadline = time.monotonic() + GATE_CAP
+        with self.gate.holding() as closed:
             vector = self.inner(text)
-            while not self.release.is_set() and time.monotonic() < deadline:
+            while closed():
                 vector = self.inner(text)
             return vector
-        finally:
-            with self._lock:
-                self.active -= 1
-                self.done += 1
 
 
 def _prose(seed: int, chars: int) -> str:

@@ -551,14 +551,14 @@ class ReferenceGateway:
         return body
 
     def _too_long(self, what: str, value: str) -> GatewayResponse | None:
-        limit = self.config.max_dep_chars
-        if len(value) <= limit:
-            return None
+        return self._dep_too_long(what, value) if len(value) > self.config.max_dep_chars else None
+
+    def _dep_too_long(self, what: str, value: str) -> GatewayResponse:
         return error(
             400,
             "dep_too_long",
             f"{what} has {len(value)} characters; the reference gateway accepts at most"
-            f" {limit}" + _setting("max_dep_chars", "--max-dep-chars N"),
+            f" {self.config.max_dep_chars}" + _setting("max_dep_chars", "--max-dep-chars N"),
         )
 
     def _invalidate(self, claims: Claims, body: dict[str, Any]) -> GatewayResponse:
@@ -613,13 +613,12 @@ class ReferenceGateway:
                 f"{DEPS_HEADER} declares {len(deps)} deps; the reference gateway accepts at"
                 f" most {self.config.max_deps} per request" + _setting("max_deps", "--max-deps N"),
             )
+        limit = self.config.max_dep_chars
         for dep_id, expected in deps.items():
-            shown = repr(dep_id[:40]) + ("..." if len(dep_id) > 40 else "")
-            too_long = self._too_long(f"dep id {shown}", dep_id) or self._too_long(
-                f"the expected hash of dep {shown}", expected
-            )
-            if too_long is not None:
-                return too_long
+            for what, value in (("dep id", dep_id), ("the expected hash of dep", expected)):
+                if len(value) > limit:  # the dep is named (shortened) only then
+                    shown = repr(dep_id[:40]) + ("..." if len(dep_id) > 40 else "")
+                    return self._dep_too_long(f"{what} {shown}", value)
         return deps
 
     def _cached_chat(
