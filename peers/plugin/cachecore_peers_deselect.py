@@ -1,4 +1,5 @@
-"""pytest plugin: leaves out the peer tests that cannot run on this machine, in both runs.
+"""pytest plugin: leaves out, in both runs, the peer tests that cannot run on this machine
+or whose outcome is a coin toss plain too.
 
 Loaded with ``-p cachecore_peers_deselect`` by ``peers/run.py`` (this folder is
 on ``PYTHONPATH`` for the plain and the wrapped run alike); the suite comes from
@@ -72,6 +73,16 @@ RULES: dict[str, tuple[Rule, ...]] = {
         # httpx's own marker, "tests which require network connection": they
         # proxy to public hosts.
         Rule("tests/", "marked network: needs the internet", marker="network"),
+        # httpx#3686 (fix proposed in httpx#3777): after the write timeout, the request
+        # body's ByteStream.__aiter__ async generator is left unexhausted; trio warns
+        # when it is garbage collected, and httpx's filterwarnings=error makes that a
+        # failure of whichever test the cyclic GC happens to run in. Plain, alone:
+        # 6 failures in 10 runs of tests/test_timeouts.py; a full plain run passed it
+        # while the wrapped run failed it. A coin toss, in both runs.
+        Rule(
+            "tests/test_timeouts.py::test_write_timeout[trio]",
+            "fails at random, plain too: httpx#3686 (trio's async-generator ResourceWarning)",
+        ),
     ),
     "openai2": (
         Rule("tests/api_resources/", PRISM, unless_fixture="respx_mock"),
