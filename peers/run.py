@@ -128,6 +128,7 @@ def run_pytest(
         "-p", "no:cacheprovider",  # nothing written into the unpacked tree
         "-p", "no:cachecore",  # this project's fixtures plugin: not the peer's environment
         "-p", "cachecore_peers_deselect",
+        "-p", "cachecore_peers_settle",  # waits for threads a test leaves behind
         f"--timeout={timeout}",
         f"--junitxml={junit}",
         "-rfE",
