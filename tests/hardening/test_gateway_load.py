@@ -117,7 +117,7 @@ class Gate:
                 self.done += 1
 
 
-class SlowForSome:
+class SlowForSome(Gate):
     """An upstream whose ``slow:`` prompts wait until ``release`` is set, as a slow API would.
 
     The async face awaits the gate (polling, as a real API call awaits its socket); the
@@ -129,17 +129,8 @@ class SlowForSome:
     latency = 0.0
 
     def __init__(self) -> None:
+        super().__init__()
         self.model = OfflineModel()
-        self.gate = Gate()
-        self.release = self.gate.release
-
-    @property
-    def in_flight(self) -> int:
-        return self.gate.held
-
-    @property
-    def done(self) -> int:
-        return self.gate.done
 
     @staticmethod
     def _slow(request: dict[str, Any]) -> bool:
@@ -147,13 +138,13 @@ class SlowForSome:
 
     def complete(self, request: dict[str, Any]) -> dict[str, Any]:
         if self._slow(request):
-            with self.gate.holding():
+            with self.holding():
                 self.release.wait(GATE_CAP)
         return self.model.complete(request)
 
     async def acomplete(self, request: dict[str, Any]) -> dict[str, Any]:
         if self._slow(request):
-            with self.gate.holding() as closed:
+            with self.holding() as closed:
                 while closed():  # noqa: ASYNC110  # a threading.Event: see Gate
                     await anyio.sleep(0.02)
         return self.model.complete(request)
@@ -185,7 +176,7 @@ class Gated:
 COSTLY_ABOVE = 10_000
 
 
-class CostlyEmbedder:
+class CostlyEmbedder(Gate):
     """The n-gram embedder, run again and again on long prompts until ``release`` is set.
 
     Real CPU work in Python that takes the GIL as the real embedder does, so a request
@@ -195,22 +186,13 @@ class CostlyEmbedder:
     """
 
     def __init__(self) -> None:
+        super().__init__()
         self.inner = NgramEmbedder()
-        self.gate = Gate()
-        self.release = self.gate.release
-
-    @property
-    def active(self) -> int:
-        return self.gate.held
-
-    @property
-    def done(self) -> int:
-        return self.gate.done
 
     def __call__(self, text: str) -> Sequence[float]:
         if len(text) <= COSTLY_ABOVE:
             return self.inner(text)
-        with self.gate.holding() as closed:
+        with self.holding() as closed:
             vector = self.inner(text)
             while closed():
                 vector = self.inner(text)
@@ -293,8 +275,8 @@ async def test_slow_misses_do_not_starve_hits_health_or_invalidations(
                         for i in range(IN_FLIGHT):
                             tg.start_soon(miss, i)
                         # 0.2.0 never got past 40 (its thread pool): probe anyway, then say so.
-                        await _wait_for(lambda: upstream.in_flight == IN_FLIGHT, STARVED)
-                        reached = upstream.in_flight
+                        await _wait_for(lambda: upstream.held == IN_FLIGHT, STARVED)
+                        reached = upstream.held
                         # Every miss is held upstream until the gate opens below: a hit,
                         # /health or an invalidation that queued behind them never comes.
                         with anyio.move_on_after(STARVED) as probing:
@@ -317,7 +299,7 @@ async def test_slow_misses_do_not_starve_hits_health_or_invalidations(
                             )
                             invalidate_time = time.perf_counter() - started
                             assert inv.status_code == 200
-                        done_meanwhile, still = upstream.done, upstream.in_flight
+                        done_meanwhile, still = upstream.done, upstream.held
                         upstream.release.set()
         finally:
             upstream.release.set()
@@ -375,7 +357,7 @@ async def test_long_prompts_do_not_block_other_tenants(anyio_backend: str) -> No
                         tg.start_soon(send, chat_body(_prose(i, BIG_PROMPT)), _headers(busy))
                     tg.start_soon(send, huge, {"Authorization": f"Bearer {busy}"})
                     await _wait_until(
-                        lambda: embedder.active == gw.config.cpu_workers,
+                        lambda: embedder.held == gw.config.cpu_workers,
                         STARVED,
                         "long prompts being embedded in every CPU worker",
                     )
@@ -394,7 +376,7 @@ async def test_long_prompts_do_not_block_other_tenants(anyio_backend: str) -> No
                             started = time.perf_counter()
                             assert (await http.get(HEALTH_PATH)).status_code == 200
                             health_times.append(time.perf_counter() - started)
-                    embedding_meanwhile, done_meanwhile = embedder.active, embedder.done
+                    embedding_meanwhile, done_meanwhile = embedder.held, embedder.done
                     embedder.release.set()
     finally:
         embedder.release.set()
@@ -441,7 +423,7 @@ async def test_rate_limit_refuses_long_prompts_at_admission(anyio_backend: str) 
                     # The admitted prompt burns CPU until the gate opens: refusals that
                     # waited for its embedding (admission after it) never come.
                     refused_in_time = await _wait_for(
-                        lambda: len(answers) == 2 and embedder.active == 1, STARVED
+                        lambda: len(answers) == 2 and embedder.held == 1, STARVED
                     )
                     embedder.release.set()
     finally:
